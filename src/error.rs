@@ -1,0 +1,107 @@
+//! Error types. Each names what it is about: the group, the kind, the node or
+//! the replica's origin hash, so a log line is enough to act on.
+
+use thiserror::Error;
+
+/// Errors of [`ReplicaGroup`](crate::ReplicaGroup) operations.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The runtime has not been started: call [`DaemonRuntime::start`](crate::DaemonRuntime::start) first.
+    #[error("runtime is not ready: call DaemonRuntime::start before spawning groups")]
+    NotReady,
+    /// No factory is registered for the kind.
+    #[error("no factory registered for kind `{0}`")]
+    FactoryNotFound(String),
+    /// The configuration or argument is invalid; the message says which part and why.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// No eligible node is left for a replica; nothing was changed.
+    #[error("placement failed: {0}")]
+    PlacementFailed(String),
+    /// The daemon registry refused the change (for example an origin hash already in use).
+    #[error("registry refused the change: {0}")]
+    RegistryFailed(String),
+    /// A daemon factory panicked or failed; nothing was changed.
+    #[error("daemon factory failed: {0}")]
+    FactoryFailed(String),
+    /// No member admits traffic: every member is unhealthy, has an open circuit,
+    /// or does not satisfy the request's tag requirements.
+    #[error("no healthy member can take the request")]
+    NoHealthyMember,
+    /// The runtime is shutting down or has shut down.
+    #[error("runtime is shutting down")]
+    ShuttingDown,
+}
+
+/// Errors of [`DaemonRuntime`](crate::DaemonRuntime) operations.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The node id is not known to the runtime.
+    #[error("node {0} is not known to the runtime")]
+    UnknownNode(u64),
+    /// A node with this id is already known to the runtime.
+    #[error("node {0} is already known to the runtime")]
+    DuplicateNode(u64),
+    /// A factory for this kind is already registered.
+    #[error("a factory for kind `{0}` is already registered")]
+    DuplicateKind(String),
+    /// The kind name is empty.
+    #[error("invalid kind name {0:?}: a kind must be a non-empty string")]
+    InvalidKind(String),
+    /// The runtime is shutting down or has shut down.
+    #[error("runtime is shutting down")]
+    ShuttingDown,
+}
+
+/// Errors of [`DaemonRuntime::deliver`](crate::DaemonRuntime::deliver).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DeliverError {
+    /// No replica with this origin hash is registered (never was, or was removed).
+    #[error("no replica with origin hash {0:#018x} is registered")]
+    UnknownOrigin(u64),
+    /// The replica's circuit is open after repeated failures; route to another member.
+    #[error("circuit of replica {0:#018x} is open after repeated failures")]
+    CircuitOpen(u64),
+    /// The daemon returned an error for this event.
+    #[error("replica {origin_hash:#018x} failed the event: {error}")]
+    Daemon {
+        /// The replica that failed.
+        origin_hash: u64,
+        /// What the daemon returned.
+        error: DaemonError,
+    },
+    /// The daemon panicked while processing the event; the panic was contained.
+    #[error("replica {origin_hash:#018x} panicked while processing the event: {message}")]
+    Panicked {
+        /// The replica that panicked.
+        origin_hash: u64,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+    /// The runtime is shutting down or has shut down.
+    #[error("runtime is shutting down")]
+    ShuttingDown,
+}
+
+/// Errors a [`MeshDaemon`](crate::MeshDaemon) returns from `process`.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The event could not be processed; the message says why.
+    #[error("processing failed: {0}")]
+    ProcessFailed(String),
+}
+
+/// Text of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

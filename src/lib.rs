@@ -1,0 +1,93 @@
+//! Lock-free routing of events to *replica groups*: N interchangeable copies
+//! of a daemon, each with a deterministic identity, spread over the nodes of a
+//! cluster, load-balanced on every event, and replaced automatically when a
+//! node fails.
+//!
+//! # Hello, replicas
+//!
+//! ```
+//! use bytes::Bytes;
+//! use replica_router::*;
+//!
+//! struct Echo;
+//! impl MeshDaemon for Echo {
+//!     fn name(&self) -> &str { "echo" }
+//!     fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+//!         Ok(vec![event.payload().clone()])
+//!     }
+//! }
+//!
+//! let runtime = DaemonRuntime::new((1..=4).map(|id| NodeInfo::new(id).with_zone(if id % 2 == 0 { "a" } else { "b" })));
+//! runtime.register_factory("echo", || Box::new(Echo)).unwrap();
+//! runtime.start().unwrap();
+//!
+//! let group = ReplicaGroup::spawn(&runtime, "echo", ReplicaGroupConfig {
+//!     replica_count: 3,
+//!     group_seed: [42; 32],
+//!     lb_strategy: Strategy::RoundRobin,
+//!     host_config: DaemonHostConfig::default(),
+//! }).unwrap();
+//!
+//! let origin = group.route_event(&RequestContext::new()).unwrap();
+//! assert_eq!(runtime.deliver(origin, &Event::new("hi")).unwrap(), vec![Bytes::from("hi")]);
+//!
+//! // Node 1 fails: its replica moves to node 4 with the same identity.
+//! let before = group.replicas();
+//! runtime.node_failed(before[0].node_id).unwrap();
+//! let after = group.replicas();
+//! assert_eq!(after[0].origin_hash, before[0].origin_hash);
+//! assert_ne!(after[0].node_id, before[0].node_id);
+//! runtime.shutdown();
+//! ```
+//!
+//! # How it fits together
+//!
+//! - [`DaemonRuntime`] knows the nodes ([`NodeInfo`]), the daemon factories
+//!   ([`MeshDaemon`]), and delivers events ([`DaemonRuntime::deliver`]). One
+//!   writer thread per runtime applies every change.
+//! - [`ReplicaGroup`] routes ([`ReplicaGroup::route_event`], or a per-thread
+//!   [`Router`]) on an immutable roster snapshot published through
+//!   `arc_swap`, so routing never takes a lock and never waits for a change.
+//! - Identities come from [`derive_replica_identity`]: the same seed and index
+//!   give the same ed25519 key and origin hash on every machine.
+//! - [`Strategy`] picks a member per request, using the [`RequestContext`]'s
+//!   routing key, session, zone preference and tag requirements.
+//!
+//! # Limitations
+//!
+//! - A group lives until its runtime shuts down; dropping the handle does not
+//!   remove its replicas.
+//! - `route_event` caches up to 8 groups per thread; a thread that routes on
+//!   more pays a full snapshot load when it switches to an evicted group. Use
+//!   a [`Router`] per group on such threads.
+//! - Calls that change state block until the writer has applied them; calling
+//!   one from inside a daemon factory (which runs on the writer) fails with
+//!   `ShuttingDown` instead of deadlocking.
+
+mod context;
+mod daemon;
+mod error;
+mod group;
+mod group_state;
+mod identity;
+mod node;
+mod node_table;
+mod placement;
+mod registry;
+mod roster;
+mod route_cache;
+mod router;
+mod runtime;
+mod stats;
+mod strategy;
+mod writer;
+
+pub use context::RequestContext;
+pub use daemon::{DaemonHostConfig, Event, MeshDaemon};
+pub use error::{DaemonError, DeliverError, GroupError, RuntimeError};
+pub use group::{GroupHealth, MemberInfo, ReplicaGroup, ReplicaGroupConfig};
+pub use identity::{derive_replica_identity, ReplicaIdentity};
+pub use node::{CapabilityFilter, NodeInfo, DEFAULT_NODE_WEIGHT};
+pub use router::Router;
+pub use runtime::DaemonRuntime;
+pub use strategy::Strategy;

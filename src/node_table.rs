@@ -1,0 +1,103 @@
+//! The writer's view of the cluster: every node, whether it is alive, how
+//! many replicas it hosts, and which groups have a member on it.
+//!
+//! Ordered maps throughout: placement and failover iterate these, and two
+//! runtimes that apply the same changes must make the same choices.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::node::NodeInfo;
+
+/// The writer's private key of a group (spawn order), distinct from the
+/// public 32-bit `group_id`, which two seeds can share.
+pub(crate) type GroupKey = u64;
+
+/// One node as the writer tracks it.
+#[derive(Debug)]
+pub(crate) struct NodeEntry {
+    pub(crate) info: NodeInfo,
+    pub(crate) alive: bool,
+    /// Replicas placed on this node, over all groups.
+    pub(crate) hosted: usize,
+    /// Groups with a member on this node (the node → groups index).
+    pub(crate) groups: BTreeSet<GroupKey>,
+}
+
+/// Every node the runtime knows.
+#[derive(Debug, Default)]
+pub(crate) struct NodeTable {
+    nodes: BTreeMap<u64, NodeEntry>,
+}
+
+impl NodeTable {
+    pub(crate) fn new(nodes: impl IntoIterator<Item = NodeInfo>) -> Self {
+        let mut table = NodeTable::default();
+        for node in nodes {
+            // A repeated id in the initial list: the last description wins.
+            table.nodes.insert(node.id(), NodeEntry::new(node));
+        }
+        table
+    }
+
+    /// Adds a node; `false` if the id is taken.
+    pub(crate) fn add(&mut self, node: NodeInfo) -> bool {
+        if self.nodes.contains_key(&node.id()) {
+            return false;
+        }
+        self.nodes.insert(node.id(), NodeEntry::new(node));
+        true
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&NodeEntry> {
+        self.nodes.get(&id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut NodeEntry> {
+        self.nodes.get_mut(&id)
+    }
+
+    pub(crate) fn is_alive(&self, id: u64) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.alive)
+    }
+
+    /// All nodes in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.values()
+    }
+
+    /// Records that a member of `group` now lives on `node`.
+    pub(crate) fn attach(&mut self, node: u64, group: GroupKey) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.hosted += 1;
+            n.groups.insert(group);
+        }
+    }
+
+    /// Records that the member of `group` on `node` left it (a group has at
+    /// most one member per node).
+    pub(crate) fn detach(&mut self, node: u64, group: GroupKey) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.hosted = n.hosted.saturating_sub(1);
+            n.groups.remove(&group);
+        }
+    }
+
+    /// Groups with a member on `node`, in spawn order.
+    pub(crate) fn groups_on(&self, node: u64) -> Vec<GroupKey> {
+        self.nodes
+            .get(&node)
+            .map(|n| n.groups.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl NodeEntry {
+    fn new(info: NodeInfo) -> Self {
+        NodeEntry {
+            info,
+            alive: true,
+            hosted: 0,
+            groups: BTreeSet::new(),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Router: a per-thread routing handle for the hottest paths.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Cache};
+
+use crate::context::RequestContext;
+use crate::error::GroupError;
+use crate::roster::Roster;
+use crate::strategy::{self, PickState, Strategy};
+
+/// A routing handle for one thread, from [`ReplicaGroup::router`](crate::ReplicaGroup::router).
+///
+/// It caches the group's current roster (`arc_swap::Cache`: revalidated by
+/// one pointer read per route, refreshed only when the writer published a new
+/// one) and keeps its own rotation cursor and random generator, so a route
+/// touches no shared mutable state. `Send`, not `Sync`: make one per thread.
+///
+/// A router keeps the roster it last saw alive until its next route or its drop.
+pub struct Router {
+    cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
+    strategy: Strategy,
+    state: PickState,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl Router {
+    pub(crate) fn new(roster: &Arc<ArcSwap<Roster>>, strategy: Strategy) -> Self {
+        Router {
+            cache: Cache::new(Arc::clone(roster)),
+            strategy,
+            state: PickState::new(),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Chooses a member for `ctx` and returns its origin hash; see
+    /// [`ReplicaGroup::route_event`](crate::ReplicaGroup::route_event) for the rules.
+    #[inline]
+    pub fn route(&mut self, ctx: &RequestContext) -> Result<u64, GroupError> {
+        let roster = self.cache.load();
+        strategy::route(self.strategy, roster, ctx, &mut self.state)
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}

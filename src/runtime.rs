@@ -1,0 +1,241 @@
+//! The runtime: nodes, daemon factories, the registry, the writer thread, and
+//! the lifecycle Registering → Ready → ShuttingDown.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, ThreadId};
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use crate::daemon::{Event, MeshDaemon};
+use crate::error::{DeliverError, RuntimeError};
+use crate::node::NodeInfo;
+use crate::node_table::NodeTable;
+use crate::registry::DaemonRegistry;
+use crate::writer::{Command, Factories, Reply, Writer};
+
+const REGISTERING: u8 = 0;
+const READY: u8 = 1;
+const SHUTTING_DOWN: u8 = 2;
+
+/// The lifecycle phase of a runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Registering,
+    Ready,
+    ShuttingDown,
+}
+
+/// Hosts replica groups: knows the nodes, creates daemons from registered
+/// factories, delivers events to them, and runs the writer thread that
+/// applies every change.
+///
+/// Cheap to clone (an `Arc`); every clone is the same runtime. The writer
+/// thread stops at [`shutdown`](Self::shutdown), or when the last clone (and
+/// the last group handle) is dropped.
+///
+/// ```
+/// use replica_router::{DaemonRuntime, NodeInfo};
+/// let runtime = DaemonRuntime::new((1..=3).map(NodeInfo::new));
+/// assert!(!runtime.is_ready());
+/// runtime.start().unwrap();
+/// assert!(runtime.is_ready());
+/// runtime.shutdown();
+/// ```
+#[derive(Clone)]
+pub struct DaemonRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    phase: AtomicU8,
+    commands: Sender<Command>,
+    registry: Arc<DaemonRegistry>,
+    factories: Arc<Factories>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    writer_thread: ThreadId,
+}
+
+impl fmt::Debug for DaemonRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonRuntime")
+            .field("phase", &self.phase())
+            .field("replicas", &self.inner.registry.len())
+            .field("kinds", &self.inner.factories.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DaemonRuntime {
+    /// A runtime over `nodes`, in the Registering phase, with its writer
+    /// thread running. A repeated node id keeps the last description.
+    pub fn new(nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
+        let registry = Arc::new(DaemonRegistry::default());
+        let factories = Arc::new(Factories::default());
+        let writer = Writer::new(
+            NodeTable::new(nodes),
+            Arc::clone(&registry),
+            Arc::clone(&factories),
+        );
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let handle = thread::Builder::new()
+            .name("replica-router-writer".into())
+            .spawn(move || writer.run(receiver))
+            .expect("spawn the replica-router writer thread");
+        let writer_thread = handle.thread().id();
+        DaemonRuntime {
+            inner: Arc::new(Inner {
+                writer_thread,
+                phase: AtomicU8::new(REGISTERING),
+                commands,
+                registry,
+                factories,
+                writer: Mutex::new(Some(handle)),
+            }),
+        }
+    }
+
+    /// Registers the factory for `kind`. Works before and after
+    /// [`start`](Self::start); a kind can be registered once.
+    pub fn register_factory<F>(&self, kind: &str, f: F) -> Result<(), RuntimeError>
+    where
+        F: Fn() -> Box<dyn MeshDaemon> + Send + Sync + 'static,
+    {
+        if self.phase() == Phase::ShuttingDown {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        if kind.is_empty() {
+            return Err(RuntimeError::InvalidKind(kind.to_owned()));
+        }
+        match self.inner.factories.entry(kind.to_owned()) {
+            dashmap::Entry::Occupied(_) => Err(RuntimeError::DuplicateKind(kind.to_owned())),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(Arc::new(f));
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves Registering → Ready, after which groups can be spawned.
+    /// Starting a ready runtime is a no-op; a shut-down one cannot start.
+    pub fn start(&self) -> Result<(), RuntimeError> {
+        match self.inner.phase.compare_exchange(
+            REGISTERING,
+            READY,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) | Err(READY) => Ok(()),
+            Err(_) => Err(RuntimeError::ShuttingDown),
+        }
+    }
+
+    /// Whether the runtime is Ready.
+    pub fn is_ready(&self) -> bool {
+        self.phase() == Phase::Ready
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.inner.phase.load(Ordering::Acquire) {
+            REGISTERING => Phase::Registering,
+            READY => Phase::Ready,
+            _ => Phase::ShuttingDown,
+        }
+    }
+
+    /// Moves to ShuttingDown: every group's roster is closed (routes return
+    /// `ShuttingDown`), every daemon is unregistered, and the writer thread is
+    /// joined. Idempotent.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Adds a node; members stuck on failed nodes may move to it.
+    pub fn add_node(&self, node: NodeInfo) -> Result<(), RuntimeError> {
+        self.runtime_call(|reply| Command::AddNode(node, reply))?
+    }
+
+    /// Marks a node failed and fails over every group with a member on it.
+    /// Returns the number of replicas re-placed on other nodes.
+    pub fn node_failed(&self, node_id: u64) -> Result<usize, RuntimeError> {
+        self.runtime_call(|reply| Command::NodeFailed(node_id, reply))?
+    }
+
+    /// Marks a node alive again; members still on it whose host is registered
+    /// become healthy. Returns how many.
+    pub fn node_recovered(&self, node_id: u64) -> Result<usize, RuntimeError> {
+        self.runtime_call(|reply| Command::NodeRecovered(node_id, reply))?
+    }
+
+    /// Delivers `event` to the replica with `origin_hash` and returns its outputs.
+    ///
+    /// The replica processes one event at a time; different replicas process
+    /// in parallel. The replica's in-flight count covers exactly this call.
+    pub fn deliver(&self, origin_hash: u64, event: &Event) -> Result<Vec<Bytes>, DeliverError> {
+        if self.phase() == Phase::ShuttingDown {
+            return Err(DeliverError::ShuttingDown);
+        }
+        let host = self
+            .inner
+            .registry
+            .get(origin_hash)
+            .ok_or(DeliverError::UnknownOrigin(origin_hash))?;
+        host.process(event)
+    }
+
+    /// Sends a command and waits for its reply; `None` once the writer is
+    /// gone, or when called from the writer thread itself (from inside a
+    /// factory), where waiting would deadlock.
+    pub(crate) fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Option<T> {
+        if thread::current().id() == self.inner.writer_thread {
+            return None;
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.inner.commands.send(command(reply)).ok()?;
+        answer.recv().ok()
+    }
+
+    fn runtime_call<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, RuntimeError> {
+        if self.phase() == Phase::ShuttingDown {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        self.call(command).ok_or(RuntimeError::ShuttingDown)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn registered(&self) -> usize {
+        self.inner.registry.len()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        self.phase.store(SHUTTING_DOWN, Ordering::Release);
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let sent = self.commands.send(Command::Shutdown(reply)).is_ok();
+        // A factory that shuts the runtime down runs on the writer thread,
+        // which can neither wait for itself nor join itself; the writer
+        // applies the shutdown right after the current command.
+        if thread::current().id() == self.writer_thread {
+            return;
+        }
+        if sent {
+            let _ = answer.recv();
+        }
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,186 @@
+//! Live per-replica statistics: shared atomics the route path reads and
+//! delivery writes, without locks.
+//!
+//! Each group of fields sits on its own cache line: the in-flight counter is
+//! written by every delivery, the outcome fields once per processed event, and
+//! the circuit rarely; routing reads the circuit on every pick, so it must not
+//! share a line with the counters that change all the time.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+/// Weight of a new latency sample in the EWMA, as a right shift: 1/8.
+const EWMA_SHIFT: u32 = 3;
+
+/// Circuit state value of a closed circuit; any other value is the deadline
+/// (nanoseconds on [`now_ns`]'s clock) of an open circuit or an in-flight probe,
+/// with [`PROBING`] set for the latter.
+const CLOSED: u64 = 0;
+const PROBING: u64 = 1 << 63;
+
+/// Nanoseconds since the first call in this process; never 0.
+pub(crate) fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    (base.elapsed().as_nanos() as u64).max(1)
+}
+
+/// Live statistics of one replica, owned by its host and shared by every
+/// roster version that lists it.
+#[derive(Debug, Default)]
+pub(crate) struct ReplicaStats {
+    in_flight: CachePadded<AtomicU32>,
+    outcome: CachePadded<Outcome>,
+    circuit: CachePadded<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    latency_ewma_ns: AtomicU64,
+    processed: AtomicU64,
+    errors: AtomicU64,
+    consecutive_failures: AtomicU32,
+    load_bits: AtomicU64,
+}
+
+/// Whether a delivery may go ahead, and if it is the circuit's probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The circuit is closed.
+    Closed,
+    /// The circuit was open and this delivery is its one probe.
+    Probe,
+    /// The circuit is open (or another probe is in flight).
+    Rejected,
+}
+
+/// Decrements the in-flight count when dropped, so a panic cannot leak it.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl ReplicaStats {
+    /// Counts one delivery in flight until the guard drops.
+    pub(crate) fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(&self.in_flight)
+    }
+
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Latency EWMA in nanoseconds; 0 until the first measurement.
+    pub(crate) fn latency_ewma_ns(&self) -> u64 {
+        self.outcome.latency_ewma_ns.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn processed(&self) -> u64 {
+        self.outcome.processed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn errors(&self) -> u64 {
+        self.outcome.errors.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.outcome.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// The daemon's last reported `load()`.
+    pub(crate) fn load(&self) -> f64 {
+        f64::from_bits(self.outcome.load_bits.load(Ordering::Relaxed))
+    }
+
+    /// Whether routing may pick this replica now: its circuit is closed, or the
+    /// open window (or a stalled probe's window) has passed.
+    /// Reads the clock only when the circuit is not closed.
+    #[inline]
+    pub(crate) fn routable(&self) -> bool {
+        let state = self.circuit.load(Ordering::Acquire);
+        state == CLOSED || deadline(state) <= now_ns()
+    }
+
+    /// Whether the circuit is closed (no clock read).
+    #[inline]
+    pub(crate) fn circuit_closed(&self) -> bool {
+        self.circuit.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Admits a delivery: always while closed; once the window has passed,
+    /// exactly one caller wins the CAS and becomes the probe (reclaimed after
+    /// another window if it never completes).
+    pub(crate) fn admit(&self, window: Duration) -> Admission {
+        let state = self.circuit.load(Ordering::Acquire);
+        if state == CLOSED {
+            return Admission::Closed;
+        }
+        let now = now_ns();
+        if deadline(state) > now {
+            return Admission::Rejected;
+        }
+        let next = PROBING | (now + window_ns(window)).min(!PROBING);
+        match self
+            .circuit
+            .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admission::Probe,
+            Err(_) => Admission::Rejected,
+        }
+    }
+
+    /// Records a processed event. Called with the daemon's lock held, so the
+    /// outcome fields have a single writer at a time.
+    pub(crate) fn record(
+        &self,
+        admission: Admission,
+        elapsed: Duration,
+        ok: bool,
+        load: f64,
+        threshold: u32,
+        window: Duration,
+    ) {
+        let o = &*self.outcome;
+        o.processed.fetch_add(1, Ordering::Relaxed);
+        o.load_bits.store(load.to_bits(), Ordering::Relaxed);
+        let sample = (elapsed.as_nanos() as u64).max(1);
+        let old = o.latency_ewma_ns.load(Ordering::Relaxed);
+        let ewma = if old == 0 {
+            sample
+        } else {
+            // old + (sample - old) / 8, in signed arithmetic.
+            (old as i64 + ((sample as i64 - old as i64) >> EWMA_SHIFT)).max(1) as u64
+        };
+        o.latency_ewma_ns.store(ewma, Ordering::Relaxed);
+        if ok {
+            o.consecutive_failures.store(0, Ordering::Relaxed);
+            if admission == Admission::Probe {
+                self.circuit.store(CLOSED, Ordering::Release);
+            }
+            return;
+        }
+        o.errors.fetch_add(1, Ordering::Relaxed);
+        let failures = o.consecutive_failures.load(Ordering::Relaxed) + 1;
+        o.consecutive_failures.store(failures, Ordering::Relaxed);
+        if admission == Admission::Probe || failures >= threshold.max(1) {
+            let until = (now_ns() + window_ns(window)).min(!PROBING);
+            self.circuit.store(until, Ordering::Release);
+        }
+    }
+}
+
+fn deadline(state: u64) -> u64 {
+    state & !PROBING
+}
+
+fn window_ns(window: Duration) -> u64 {
+    u64::try_from(window.as_nanos()).unwrap_or(u64::MAX >> 2)
+}
