@@ -128,10 +128,6 @@ impl DaemonHost {
         }
     }
 
-    pub(crate) fn node_id(&self) -> u64 {
-        self.node_id
-    }
-
     pub(crate) fn stats(&self) -> &Arc<ReplicaStats> {
         &self.stats
     }

@@ -240,7 +240,7 @@ impl ReplicaGroup {
 
     /// Number of healthy members.
     pub fn healthy_count(&self) -> u8 {
-        self.roster.load().healthy().len() as u8
+        self.roster.load().hot().len() as u8
     }
 
     /// Increases on every re-placement of a member.

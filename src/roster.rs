@@ -5,13 +5,14 @@
 //! sets, the Maglev table), so a route reads and never allocates. A roster is
 //! never mutated after it is published; the next change builds a new one.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::context::hash_bytes;
 use crate::identity::Hex;
 use crate::stats::ReplicaStats;
 use crate::strategy::maglev::Maglev;
+use crate::strategy::weighted::{self, AliasTable};
 use crate::strategy::Strategy;
 use crate::{GroupHealth, MemberInfo};
 
@@ -61,6 +62,31 @@ impl std::fmt::Debug for Member {
     }
 }
 
+/// A healthy member as the route path reads it: what every strategy needs,
+/// packed into 32 bytes (two per cache line).
+#[derive(Debug, Clone)]
+pub(crate) struct Hot {
+    pub(crate) origin_hash: u64,
+    /// Live statistics, shared with the replica's host.
+    pub(crate) stats: Arc<ReplicaStats>,
+    /// Bit `i` set when the member's node carries the roster's tag `i`.
+    pub(crate) tags: u64,
+    pub(crate) weight: u32,
+    pub(crate) index: u8,
+    /// Position of the member's zone in the roster's zone list, or [`NO_ZONE`].
+    pub(crate) zone: u8,
+}
+
+/// [`Hot::zone`] of a member whose node has no zone.
+pub(crate) const NO_ZONE: u8 = u8::MAX;
+
+/// The healthy members of one zone.
+#[derive(Debug)]
+pub(crate) struct Zone {
+    hash: u64,
+    hot: Box<[Hot]>,
+}
+
 /// An immutable snapshot of a group.
 #[derive(Debug)]
 pub(crate) struct Roster {
@@ -69,11 +95,21 @@ pub(crate) struct Roster {
     closed: bool,
     /// All members, ordered by index (indices are dense: member `i` is at `i`).
     members: Box<[Member]>,
-    /// Indices of the healthy members, ascending.
-    healthy: Box<[u8]>,
-    /// Zone hash → indices of the healthy members in that zone, ascending.
-    zones: Box<[(u64, Box<[u8]>)]>,
+    /// The healthy members, ascending by index.
+    hot: Box<[Hot]>,
+    /// Per zone (ordered by zone hash), its healthy members.
+    zones: Box<[Zone]>,
+    /// Tag hashes numbered for [`Hot::tags`]; at most 64, see `tags_overflow`.
+    tag_bits: Box<[u64]>,
+    /// Whether the members' nodes carry more than 64 distinct tags; tags past
+    /// the 64th are then checked on the member itself.
+    tags_overflow: bool,
+    /// Maglev table over `hot` (slot → position in `hot`).
     maglev: Option<Maglev>,
+    /// Smooth weighted round-robin cycle (positions in `hot`).
+    schedule: Box<[u8]>,
+    /// Alias table over `hot`, for weighted random draws.
+    alias: Option<AliasTable>,
 }
 
 impl Roster {
@@ -83,23 +119,64 @@ impl Roster {
             .iter()
             .enumerate()
             .all(|(i, m)| m.index as usize == i));
-        let healthy: Box<[u8]> = members
+        let healthy: Vec<&Member> = members.iter().filter(|m| m.healthy).collect();
+        let mut all_tags: Vec<u64> = healthy
             .iter()
-            .filter(|m| m.healthy)
-            .map(|m| m.index)
+            .flat_map(|m| m.tags.iter().copied())
             .collect();
-        let mut zones: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-        for m in members.iter().filter(|m| m.healthy) {
-            if let Some(z) = m.zone {
-                zones.entry(z).or_default().push(m.index);
-            }
-        }
+        all_tags.sort_unstable();
+        all_tags.dedup();
+        let tags_overflow = all_tags.len() > 64;
+        all_tags.truncate(64);
+        let zone_hashes: BTreeSet<u64> = healthy.iter().filter_map(|m| m.zone).collect();
+        let zone_hashes: Vec<u64> = zone_hashes.into_iter().take(NO_ZONE as usize).collect();
+        let hot: Box<[Hot]> = healthy
+            .iter()
+            .map(|m| Hot {
+                origin_hash: m.origin_hash,
+                stats: Arc::clone(&m.stats),
+                tags: all_tags
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| m.has_tag(**t))
+                    .fold(0, |bits, (i, _)| bits | 1 << i),
+                weight: m.weight,
+                index: m.index,
+                zone: m
+                    .zone
+                    .and_then(|z| zone_hashes.iter().position(|h| *h == z))
+                    .map_or(NO_ZONE, |p| p as u8),
+            })
+            .collect();
+        let zones = zone_hashes
+            .iter()
+            .enumerate()
+            .map(|(p, &hash)| Zone {
+                hash,
+                hot: hot
+                    .iter()
+                    .filter(|h| h.zone as usize == p)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
         let maglev = if strategy.needs_maglev() {
-            let keyed: Vec<(u64, u8)> = healthy
+            let keyed: Vec<(u64, u8)> = hot
                 .iter()
-                .map(|&i| (members[i as usize].origin_hash, i))
+                .enumerate()
+                .map(|(p, h)| (h.origin_hash, p as u8))
                 .collect();
             Maglev::build(&keyed)
+        } else {
+            None
+        };
+        let schedule = if strategy.needs_schedule() {
+            weighted::schedule(&hot)
+        } else {
+            Box::default()
+        };
+        let alias = if strategy.needs_alias() {
+            AliasTable::build(&hot)
         } else {
             None
         };
@@ -107,9 +184,13 @@ impl Roster {
             epoch,
             term,
             closed: false,
+            schedule,
+            alias,
             members: members.into_boxed_slice(),
-            healthy,
-            zones: zones.into_iter().map(|(z, v)| (z, v.into())).collect(),
+            hot,
+            zones,
+            tag_bits: all_tags.into(),
+            tags_overflow,
             maglev,
         }
     }
@@ -143,18 +224,30 @@ impl Roster {
         &self.members[index as usize]
     }
 
+    /// The healthy members, ascending by index.
     #[inline]
-    pub(crate) fn healthy(&self) -> &[u8] {
-        &self.healthy
+    pub(crate) fn hot(&self) -> &[Hot] {
+        &self.hot
     }
 
-    /// The healthy members in the zone with this hash, if any.
+    /// The zone with this hash: its position and its healthy members.
     #[inline]
-    pub(crate) fn healthy_in_zone(&self, zone_hash: u64) -> Option<&[u8]> {
+    pub(crate) fn zone(&self, zone_hash: u64) -> Option<(u8, &[Hot])> {
         self.zones
             .iter()
-            .find(|(z, _)| *z == zone_hash)
-            .map(|(_, set)| &set[..])
+            .position(|z| z.hash == zone_hash)
+            .map(|p| (p as u8, &self.zones[p].hot[..]))
+    }
+
+    /// The bit of a tag in [`Hot::tags`]; `Err(true)` when the tag may still
+    /// be carried past the 64th (check the member), `Err(false)` when no
+    /// healthy member carries it.
+    #[inline]
+    pub(crate) fn tag_bit(&self, tag_hash: u64) -> Result<u64, bool> {
+        match self.tag_bits.iter().position(|t| *t == tag_hash) {
+            Some(i) => Ok(1 << i),
+            None => Err(self.tags_overflow),
+        }
     }
 
     #[inline]
@@ -162,9 +255,20 @@ impl Roster {
         self.maglev.as_ref()
     }
 
+    /// The weighted round-robin cycle; empty unless the strategy needs it.
+    #[inline]
+    pub(crate) fn schedule(&self) -> &[u8] {
+        &self.schedule
+    }
+
+    #[inline]
+    pub(crate) fn alias(&self) -> Option<&AliasTable> {
+        self.alias.as_ref()
+    }
+
     pub(crate) fn health(&self) -> GroupHealth {
         let total = self.members.len() as u8;
-        let healthy = self.healthy.len() as u8;
+        let healthy = self.hot.len() as u8;
         if healthy == total && total > 0 {
             GroupHealth::Healthy
         } else if healthy == 0 {

@@ -207,11 +207,6 @@ impl DaemonRuntime {
         }
         self.call(command).ok_or(RuntimeError::ShuttingDown)
     }
-
-    #[cfg(test)]
-    pub(crate) fn registered(&self) -> usize {
-        self.inner.registry.len()
-    }
 }
 
 impl Inner {

@@ -91,6 +91,7 @@ impl ReplicaStats {
         self.outcome.errors.load(Ordering::Relaxed)
     }
 
+    #[cfg(test)]
     pub(crate) fn consecutive_failures(&self) -> u32 {
         self.outcome.consecutive_failures.load(Ordering::Relaxed)
     }
@@ -106,13 +107,7 @@ impl ReplicaStats {
     #[inline]
     pub(crate) fn routable(&self) -> bool {
         let state = self.circuit.load(Ordering::Acquire);
-        state == CLOSED || deadline(state) <= now_ns()
-    }
-
-    /// Whether the circuit is closed (no clock read).
-    #[inline]
-    pub(crate) fn circuit_closed(&self) -> bool {
-        self.circuit.load(Ordering::Acquire) == CLOSED
+        state == CLOSED || window_passed(state)
     }
 
     /// Admits a delivery: always while closed; once the window has passed,
@@ -177,10 +172,185 @@ impl ReplicaStats {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn window_passed(state: u64) -> bool {
+    deadline(state) <= now_ns()
+}
+
 fn deadline(state: u64) -> u64 {
     state & !PROBING
 }
 
 fn window_ns(window: Duration) -> u64 {
     u64::try_from(window.as_nanos()).unwrap_or(u64::MAX >> 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    const WINDOW: Duration = Duration::from_millis(40);
+
+    fn fail(stats: &ReplicaStats, admission: Admission) {
+        stats.record(admission, Duration::from_micros(5), false, 0.0, 5, WINDOW);
+    }
+
+    #[test]
+    fn circuit_opens_after_threshold_consecutive_failures() {
+        let stats = ReplicaStats::default();
+        for _ in 0..4 {
+            assert_eq!(stats.admit(WINDOW), Admission::Closed);
+            fail(&stats, Admission::Closed);
+        }
+        assert!(stats.routable());
+        fail(&stats, Admission::Closed);
+        assert!(!stats.routable());
+        assert_eq!(stats.admit(WINDOW), Admission::Rejected);
+        assert_eq!(stats.consecutive_failures(), 5);
+    }
+
+    #[test]
+    fn success_resets_consecutive_failures() {
+        let stats = ReplicaStats::default();
+        for _ in 0..4 {
+            fail(&stats, Admission::Closed);
+        }
+        stats.record(
+            Admission::Closed,
+            Duration::from_micros(5),
+            true,
+            0.0,
+            5,
+            WINDOW,
+        );
+        fail(&stats, Admission::Closed);
+        assert!(stats.routable());
+        assert_eq!(stats.errors(), 5);
+    }
+
+    #[test]
+    fn circuit_half_opens_for_one_probe_then_closes_on_success() {
+        let stats = ReplicaStats::default();
+        for _ in 0..5 {
+            fail(&stats, Admission::Closed);
+        }
+        std::thread::sleep(WINDOW + Duration::from_millis(5));
+        assert!(stats.routable(), "window passed: routable for the probe");
+        assert_eq!(stats.admit(WINDOW), Admission::Probe);
+        assert_eq!(
+            stats.admit(WINDOW),
+            Admission::Rejected,
+            "one probe at a time"
+        );
+        assert!(!stats.routable());
+        stats.record(
+            Admission::Probe,
+            Duration::from_micros(5),
+            true,
+            0.0,
+            5,
+            WINDOW,
+        );
+        assert_eq!(stats.admit(WINDOW), Admission::Closed);
+    }
+
+    #[test]
+    fn failed_probe_reopens_the_circuit() {
+        let stats = ReplicaStats::default();
+        for _ in 0..5 {
+            fail(&stats, Admission::Closed);
+        }
+        std::thread::sleep(WINDOW + Duration::from_millis(5));
+        assert_eq!(stats.admit(WINDOW), Admission::Probe);
+        fail(&stats, Admission::Probe);
+        assert_eq!(stats.admit(WINDOW), Admission::Rejected);
+        assert!(!stats.routable());
+    }
+
+    #[test]
+    fn probe_that_never_completes_is_reclaimed_after_another_window() {
+        let stats = ReplicaStats::default();
+        for _ in 0..5 {
+            fail(&stats, Admission::Closed);
+        }
+        std::thread::sleep(WINDOW + Duration::from_millis(5));
+        assert_eq!(stats.admit(WINDOW), Admission::Probe);
+        // The probe is lost: never recorded.
+        assert_eq!(stats.admit(WINDOW), Admission::Rejected);
+        std::thread::sleep(WINDOW + Duration::from_millis(5));
+        assert_eq!(stats.admit(WINDOW), Admission::Probe);
+    }
+
+    #[test]
+    fn exactly_one_probe_is_admitted_among_racing_threads() {
+        for _ in 0..20 {
+            let stats = Arc::new(ReplicaStats::default());
+            for _ in 0..5 {
+                fail(&stats, Admission::Closed);
+            }
+            std::thread::sleep(WINDOW + Duration::from_millis(2));
+            let barrier = Arc::new(Barrier::new(4));
+            let probes: usize = (0..4)
+                .map(|_| {
+                    let (stats, barrier) = (Arc::clone(&stats), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        (0..100)
+                            .filter(|_| stats.admit(WINDOW) == Admission::Probe)
+                            .count()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum();
+            assert_eq!(probes, 1);
+        }
+    }
+
+    #[test]
+    fn in_flight_guard_returns_count_even_on_panic() {
+        let stats = Arc::new(ReplicaStats::default());
+        let s = Arc::clone(&stats);
+        let result = std::panic::catch_unwind(move || {
+            let _guard = s.begin();
+            assert_eq!(s.in_flight(), 1);
+            panic!("daemon blew up");
+        });
+        assert!(result.is_err());
+        assert_eq!(stats.in_flight(), 0);
+    }
+
+    #[test]
+    fn latency_ewma_starts_unmeasured_and_follows_samples() {
+        let stats = ReplicaStats::default();
+        assert_eq!(stats.latency_ewma_ns(), 0);
+        stats.record(
+            Admission::Closed,
+            Duration::from_micros(100),
+            true,
+            0.5,
+            5,
+            WINDOW,
+        );
+        assert_eq!(stats.latency_ewma_ns(), 100_000);
+        for _ in 0..50 {
+            stats.record(
+                Admission::Closed,
+                Duration::from_micros(10),
+                true,
+                0.5,
+                5,
+                WINDOW,
+            );
+        }
+        assert!(
+            stats.latency_ewma_ns() < 12_000,
+            "{}",
+            stats.latency_ewma_ns()
+        );
+        assert_eq!(stats.load(), 0.5);
+    }
 }

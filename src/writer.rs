@@ -140,12 +140,6 @@ impl Writer {
                 "replica_count must be at least 1 (group {group_id:#010x}, kind `{kind}`)"
             )));
         }
-        if !spec.strategy.is_available() {
-            return Err(GroupError::InvalidConfig(format!(
-                "strategy {:?} is not available yet (group {group_id:#010x}, kind `{kind}`)",
-                spec.strategy
-            )));
-        }
         let factory = self
             .factories
             .get(kind)
@@ -290,10 +284,10 @@ impl Writer {
     /// after capacity appeared (a node added or recovered).
     fn heal_stuck(&mut self) {
         for group in self.groups.values_mut() {
-            if group.has_stuck(&self.nodes) {
-                if !group.heal(&mut self.nodes, &self.registry).is_empty() {
-                    group.publish(&self.nodes);
-                }
+            if group.has_stuck(&self.nodes)
+                && !group.heal(&mut self.nodes, &self.registry).is_empty()
+            {
+                group.publish(&self.nodes);
             }
         }
     }

@@ -7,27 +7,30 @@
 //! keeps identities moves no key, and restoring a member restores the exact
 //! previous table.
 
-use super::admissible;
-use crate::context::{mix64, RequestContext};
-use crate::roster::Roster;
+use crate::context::mix64;
+use crate::roster::{Hot, Roster};
 
-/// The member owning `key`: the table's member when it is in `set` and
-/// admissible; otherwise (zone preference, tag requirement or open circuit)
-/// the admissible member of `set` with the highest rendezvous score for the
-/// key, which is just as sticky while the set does not change.
-#[inline]
-pub(super) fn keyed(roster: &Roster, set: &[u8], ctx: &RequestContext, key: u64) -> Option<u8> {
+/// The member owning `key`: the table's member when it is in `set` (its
+/// zone is `zone`, when given) and admissible; otherwise (zone preference,
+/// tag requirement or open circuit) the admissible member of `set` with the
+/// highest rendezvous score for the key, which is just as sticky while the
+/// set does not change.
+#[inline(always)]
+pub(super) fn keyed<'r>(
+    roster: &'r Roster,
+    set: &'r [Hot],
+    zone: Option<u8>,
+    key: u64,
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
     let table = roster.maglev()?;
-    let owner = table.lookup(key);
-    // `set` is the healthy set or a subset of it; the table holds only healthy members.
-    let in_set = set.len() == roster.healthy().len() || set.binary_search(&owner).is_ok();
-    if in_set && admissible(roster.member(owner), ctx) {
+    let owner = &roster.hot()[table.lookup(key) as usize];
+    if zone.is_none_or(|z| owner.zone == z) && admit(owner) {
         return Some(owner);
     }
     set.iter()
-        .copied()
-        .filter(|&i| admissible(roster.member(i), ctx))
-        .max_by_key(|&i| mix64(key ^ roster.member(i).origin_hash))
+        .filter(|h| admit(h))
+        .max_by_key(|h| mix64(key ^ h.origin_hash))
 }
 
 /// Table slots per member, before rounding up to a prime. Measured for 10
@@ -39,14 +42,14 @@ pub(super) fn keyed(roster: &Roster, set: &[u8], ctx: &RequestContext, key: u64)
 /// roster publish of a `ConsistentHash` group rebuilds it) for little gain.
 const SLOTS_PER_MEMBER: usize = 512;
 
-/// The lookup table: slot → member index.
+/// The lookup table: slot → position of the owner in the roster's healthy members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Maglev {
     table: Box<[u8]>,
 }
 
 impl Maglev {
-    /// Builds the table over `(origin_hash, index)` pairs; `None` when empty.
+    /// Builds the table over `(origin_hash, position)` pairs; `None` when empty.
     pub(crate) fn build(members: &[(u64, u8)]) -> Option<Maglev> {
         Self::build_with_size(members, table_size(members.len()))
     }
@@ -97,18 +100,12 @@ impl Maglev {
         Some(Maglev { table })
     }
 
-    /// The member index owning `key_hash`'s slot.
+    /// The position owning `key_hash`'s slot.
     #[inline]
     pub(crate) fn lookup(&self, key_hash: u64) -> u8 {
         // Multiply-shift maps the hash onto the table without a division.
         let slot = ((u128::from(key_hash) * self.table.len() as u128) >> 64) as usize;
         self.table[slot]
-    }
-
-    /// Number of slots.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.table.len()
     }
 }
 
@@ -189,7 +186,7 @@ mod tests {
         let all = members(11);
         let ten = &all[..10];
         for per in [16usize, 64, 128, 512, 2048] {
-            let mut m = per * 10 | 1;
+            let mut m = (per * 10) | 1;
             while !is_prime(m) {
                 m += 2;
             }

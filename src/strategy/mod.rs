@@ -7,43 +7,59 @@
 //! applied on top: the pick runs over the healthy members in that zone first,
 //! then over all healthy members.
 
+mod adaptive;
+mod least;
 pub(crate) mod maglev;
 mod random;
 mod rotation;
+pub(crate) mod weighted;
 
 use crate::context::RequestContext;
-use crate::roster::{Member, Roster};
+use crate::roster::{Hot, Roster};
 
 pub(crate) use random::Rng;
 
 /// How a group chooses a member for each request.
+///
+/// Every strategy picks only healthy members whose circuit admits traffic
+/// and whose node carries the request's required tags; with a zone
+/// preference it picks among the zone's members first. The weighted ones use
+/// node weights ([`NodeInfo::with_weight`](crate::NodeInfo::with_weight),
+/// default 100; when every weight is 0, all count as equal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Each router walks the healthy members in index order, one step per route.
+    /// Each router walks the healthy members in index order, one per route.
     #[default]
     RoundRobin,
-    /// A uniformly random healthy member (a per-router xorshift generator).
+    /// A uniformly random member (a per-router xorshift generator).
     Random,
-    /// Round robin in proportion to node weights (not yet available).
+    /// Smooth weighted round robin: over one cycle each member gets exactly
+    /// its weight's share, heavy members interleaved with light ones. The
+    /// schedule is precomputed by the writer with each roster.
     WeightedRoundRobin,
-    /// Random in proportion to node weights (not yet available).
+    /// Random in proportion to weight: an O(1) draw from an alias table the
+    /// writer builds with each roster.
     WeightedRandom,
-    /// The member with the fewest deliveries in flight (not yet available).
+    /// The member with the fewest deliveries in flight; ties rotate.
     LeastConnections,
-    /// The member with the fewest in-flight deliveries per unit of weight (not yet available).
+    /// The member with the lowest (in flight + 1) ÷ weight; ties rotate.
     WeightedLeastConnections,
-    /// Two distinct random members; the one with fewer in flight (not yet available).
+    /// Two distinct random members; the one with fewer in flight wins.
     PowerOfTwo,
     /// Maglev consistent hashing on the routing key, else the session, else
     /// round robin. Sticky, balanced and minimally disruptive: the table is a
     /// function of the healthy members' origin hashes alone.
     ConsistentHash,
-    /// The member with the lowest latency EWMA (not yet available).
+    /// The member with the lowest latency EWMA; members without a
+    /// measurement are tried first; ties rotate.
     LeastLatency,
-    /// The member with the lowest combined load (not yet available).
+    /// The member with the lowest `load + in_flight + 10 × error_rate`, with
+    /// `load` from `MeshDaemon::load()`; ties rotate.
     LeastLoad,
-    /// A rule that picks among the others per request (not yet available).
+    /// Consistent hashing when the request has a key or session; otherwise
+    /// power of two choices when the two drawn members' in-flight counts
+    /// differ, and smooth weighted round robin when they are equal.
     Adaptive,
 }
 
@@ -63,18 +79,19 @@ impl Strategy {
         Strategy::Adaptive,
     ];
 
-    /// Whether this build can route with the strategy; spawning a group with
-    /// one it cannot is `InvalidConfig`, never a silent fallback.
-    pub fn is_available(self) -> bool {
-        matches!(
-            self,
-            Strategy::RoundRobin | Strategy::Random | Strategy::ConsistentHash
-        )
-    }
-
     /// Whether the roster must carry a Maglev table for this strategy.
     pub(crate) fn needs_maglev(self) -> bool {
         matches!(self, Strategy::ConsistentHash | Strategy::Adaptive)
+    }
+
+    /// Whether the roster must carry a weighted round-robin schedule.
+    pub(crate) fn needs_schedule(self) -> bool {
+        matches!(self, Strategy::WeightedRoundRobin | Strategy::Adaptive)
+    }
+
+    /// Whether the roster must carry an alias table.
+    pub(crate) fn needs_alias(self) -> bool {
+        matches!(self, Strategy::WeightedRandom)
     }
 }
 
@@ -94,49 +111,52 @@ impl PickState {
     }
 }
 
-/// Whether `member` may take this request right now.
-#[inline]
-pub(crate) fn admissible(member: &Member, ctx: &RequestContext) -> bool {
-    member.stats.routable() && ctx.tags().iter().all(|t| member.has_tag(t.hash))
+/// The request's tag requirements, resolved against one roster.
+#[derive(Debug)]
+pub(crate) struct Filter<'c> {
+    /// Tag bits a member must carry (see `Hot::tags`).
+    mask: u64,
+    /// Required tags past the roster's 64 numbered ones (rare), checked on
+    /// the member itself.
+    unnumbered: &'c [crate::context::Label],
 }
 
-/// Picks a member index for `ctx`, or `None` when no member is admissible.
-#[inline]
-pub(crate) fn pick(
-    strategy: Strategy,
-    roster: &Roster,
-    ctx: &RequestContext,
-    state: &mut PickState,
-) -> Option<u8> {
-    if let Some(zone) = ctx.zone() {
-        if let Some(local) = roster.healthy_in_zone(zone.hash) {
-            if let Some(i) = pick_among(strategy, roster, local, ctx, state) {
-                return Some(i);
+impl<'c> Filter<'c> {
+    /// `None` when a required tag is carried by no healthy member.
+    #[inline]
+    fn new(roster: &Roster, ctx: &'c RequestContext) -> Option<Filter<'c>> {
+        let mut filter = Filter {
+            mask: 0,
+            unnumbered: &[],
+        };
+        for tag in ctx.tags() {
+            match roster.tag_bit(tag.hash) {
+                Ok(bit) => filter.mask |= bit,
+                Err(true) => filter.unnumbered = ctx.tags(),
+                Err(false) => return None,
             }
         }
+        Some(filter)
     }
-    pick_among(strategy, roster, roster.healthy(), ctx, state)
 }
 
+/// Whether `hot` may take the request right now: it carries the required
+/// tags and its circuit admits traffic.
 #[inline]
-fn pick_among(
-    strategy: Strategy,
-    roster: &Roster,
-    set: &[u8],
-    ctx: &RequestContext,
-    state: &mut PickState,
-) -> Option<u8> {
-    match strategy {
-        Strategy::Random => random::uniform(roster, set, ctx, &mut state.rng),
-        Strategy::ConsistentHash => match ctx.routing_key_hash() {
-            Some(key) => maglev::keyed(roster, set, ctx, key),
-            None => rotation::next(roster, set, ctx, &mut state.cursor),
-        },
-        _ => rotation::next(roster, set, ctx, &mut state.cursor),
-    }
+fn admits(roster: &Roster, hot: &Hot, filter: &Filter<'_>) -> bool {
+    hot.tags & filter.mask == filter.mask
+        && (filter.unnumbered.is_empty() || {
+            let member = roster.member(hot.index);
+            filter.unnumbered.iter().all(|t| member.has_tag(t.hash))
+        })
+        && hot.stats.routable()
 }
 
 /// Routes `ctx` on `roster`: the chosen member's origin hash, or why none.
+///
+/// One function per strategy, each compiled on its own so the common one
+/// stays small; a context without zone or tags (the common case) takes a
+/// path where the only admission check is the circuit.
 #[inline]
 pub(crate) fn route(
     strategy: Strategy,
@@ -144,9 +164,155 @@ pub(crate) fn route(
     ctx: &RequestContext,
     state: &mut PickState,
 ) -> Result<u64, crate::GroupError> {
-    match pick(strategy, roster, ctx, state) {
-        Some(i) => Ok(roster.member(i).origin_hash),
+    let picked = match strategy {
+        Strategy::RoundRobin => route_rotation(roster, ctx, state),
+        Strategy::Random => route_random(roster, ctx, state),
+        Strategy::WeightedRoundRobin => route_weighted_rotation(roster, ctx, state),
+        Strategy::WeightedRandom => route_weighted_random(roster, ctx, state),
+        Strategy::LeastConnections => route_lowest(roster, ctx, state, least::connections),
+        Strategy::WeightedLeastConnections => {
+            route_lowest(roster, ctx, state, least::weighted_connections)
+        }
+        Strategy::PowerOfTwo => route_power_of_two(roster, ctx, state),
+        Strategy::ConsistentHash => route_consistent(roster, ctx, state),
+        Strategy::LeastLatency => route_lowest(roster, ctx, state, least::latency),
+        Strategy::LeastLoad => route_lowest(roster, ctx, state, least::load_score),
+        Strategy::Adaptive => route_adaptive(roster, ctx, state),
+    };
+    match picked {
+        Some(origin_hash) => Ok(origin_hash),
         None if roster.is_closed() => Err(crate::GroupError::ShuttingDown),
         None => Err(crate::GroupError::NoHealthyMember),
     }
+}
+
+/// Whether the context asks for nothing but a member.
+#[inline(always)]
+fn is_plain(ctx: &RequestContext) -> bool {
+    ctx.zone().is_none() && ctx.tags().is_empty()
+}
+
+#[inline(always)]
+fn circuit_admits(hot: &Hot) -> bool {
+    hot.stats.routable()
+}
+
+fn route_rotation(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+    if is_plain(ctx) {
+        return rotation::next(roster.hot(), &mut state.cursor, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, _, admit| {
+        rotation::next(set, &mut state.cursor, admit)
+    })
+}
+
+fn route_random(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+    if is_plain(ctx) {
+        return random::uniform(roster.hot(), &mut state.rng, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, _, admit| {
+        random::uniform(set, &mut state.rng, admit)
+    })
+}
+
+fn route_weighted_rotation(
+    roster: &Roster,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<u64> {
+    if is_plain(ctx) {
+        return weighted::next(roster, None, &mut state.cursor, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |_, zone, admit| {
+        weighted::next(roster, zone, &mut state.cursor, admit)
+    })
+}
+
+fn route_weighted_random(
+    roster: &Roster,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<u64> {
+    if is_plain(ctx) {
+        return weighted::draw(roster, roster.hot(), None, &mut state.rng, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, zone, admit| {
+        weighted::draw(roster, set, zone, &mut state.rng, admit)
+    })
+}
+
+fn route_lowest<K: PartialOrd>(
+    roster: &Roster,
+    ctx: &RequestContext,
+    state: &mut PickState,
+    score: fn(&Hot) -> K,
+) -> Option<u64> {
+    if is_plain(ctx) {
+        return least::lowest(roster.hot(), &mut state.cursor, circuit_admits, score)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, _, admit| {
+        least::lowest(set, &mut state.cursor, admit, score)
+    })
+}
+
+fn route_power_of_two(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+    if is_plain(ctx) {
+        return random::power_of_two(roster.hot(), &mut state.rng, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, _, admit| {
+        random::power_of_two(set, &mut state.rng, admit)
+    })
+}
+
+fn route_consistent(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+    let Some(key) = ctx.routing_key_hash() else {
+        return route_rotation(roster, ctx, state);
+    };
+    if is_plain(ctx) {
+        return maglev::keyed(roster, roster.hot(), None, key, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, zone, admit| {
+        maglev::keyed(roster, set, zone, key, admit)
+    })
+}
+
+fn route_adaptive(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+    if ctx.routing_key_hash().is_some() {
+        return route_consistent(roster, ctx, state);
+    }
+    let PickState { cursor, rng } = state;
+    if is_plain(ctx) {
+        return adaptive::pick(roster, roster.hot(), None, cursor, rng, circuit_admits)
+            .map(|h| h.origin_hash);
+    }
+    pick_filtered(roster, ctx, |set, zone, admit| {
+        adaptive::pick(roster, set, zone, cursor, rng, admit)
+    })
+}
+
+/// Applies the context's tag requirements and zone preference around `pick`:
+/// first among the healthy members of the zone, then among all.
+#[inline(never)]
+fn pick_filtered<'r>(
+    roster: &'r Roster,
+    ctx: &RequestContext,
+    mut pick: impl FnMut(&'r [Hot], Option<u8>, &dyn Fn(&Hot) -> bool) -> Option<&'r Hot>,
+) -> Option<u64> {
+    let filter = Filter::new(roster, ctx)?;
+    let admit = |h: &Hot| admits(roster, h, &filter);
+    if let Some(zone) = ctx.zone() {
+        if let Some((z, local)) = roster.zone(zone.hash) {
+            if let Some(hot) = pick(local, Some(z), &admit) {
+                return Some(hot.origin_hash);
+            }
+        }
+    }
+    pick(roster.hot(), None, &admit).map(|h| h.origin_hash)
 }

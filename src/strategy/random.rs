@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::rotation::scan_from;
-use crate::context::{mix64, RequestContext};
-use crate::roster::Roster;
+use crate::context::mix64;
+use crate::roster::Hot;
 
 /// xorshift64*: fast and good enough to spread load; not for secrets.
 #[derive(Debug, Clone)]
@@ -14,7 +14,7 @@ pub(crate) struct Rng(u64);
 impl Rng {
     /// A generator seeded from a process-wide counter, so routers differ.
     pub(crate) fn new() -> Self {
-        static SEED: AtomicU64 = AtomicU64::new(0x5eed_0f_7e91_1ca5);
+        static SEED: AtomicU64 = AtomicU64::new(0x5eed_0f7e_911c_a5d1);
         let s = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         Rng(mix64(s) | 1)
     }
@@ -43,16 +43,61 @@ impl Rng {
 
 /// A uniformly random admissible member of `set`: a random start, then the
 /// first admissible member from there.
-#[inline]
-pub(super) fn uniform(
-    roster: &Roster,
-    set: &[u8],
-    ctx: &RequestContext,
+#[inline(always)]
+pub(super) fn uniform<'r>(
+    set: &'r [Hot],
     rng: &mut Rng,
-) -> Option<u8> {
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
     if set.is_empty() {
         return None;
     }
     let start = rng.below(set.len());
-    scan_from(roster, set, ctx, start).map(|(_, i)| i)
+    let hot = &set[start];
+    if admit(hot) {
+        return Some(hot);
+    }
+    scan_from(set, start, admit).map(|(_, hot)| hot)
+}
+
+/// Power of two choices: two distinct random members; the one with fewer
+/// deliveries in flight wins (the first drawn on a tie, itself random).
+/// When neither is admissible, the first admissible member after the first.
+#[inline]
+pub(super) fn power_of_two<'r>(
+    set: &'r [Hot],
+    rng: &mut Rng,
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
+    let (a, b) = two_distinct(set, rng)?;
+    let Some(b) = b else {
+        return admit(a).then_some(a);
+    };
+    match (admit(a), admit(b)) {
+        (true, true) if b.stats.in_flight() < a.stats.in_flight() => Some(b),
+        (true, _) => Some(a),
+        (false, true) => Some(b),
+        (false, false) => {
+            let start = rng.below(set.len());
+            scan_from(set, start, admit).map(|(_, hot)| hot)
+        }
+    }
+}
+
+/// Two distinct uniformly random members (one when the set has one).
+#[inline]
+pub(super) fn two_distinct<'r>(
+    set: &'r [Hot],
+    rng: &mut Rng,
+) -> Option<(&'r Hot, Option<&'r Hot>)> {
+    let n = set.len();
+    if n < 2 {
+        return set.first().map(|a| (a, None));
+    }
+    let a = rng.below(n);
+    let mut b = rng.below(n - 1);
+    if b >= a {
+        b += 1;
+    }
+    Some((&set[a], Some(&set[b])))
 }

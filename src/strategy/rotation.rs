@@ -1,48 +1,76 @@
 //! Round robin: each router walks the candidate set one step per route,
 //! skipping members that are not admissible.
 
-use super::admissible;
-use crate::context::RequestContext;
-use crate::roster::Roster;
+use crate::roster::Hot;
 
 /// The next admissible member of `set` at or after `cursor`; advances it.
-#[inline]
-pub(super) fn next(
-    roster: &Roster,
-    set: &[u8],
-    ctx: &RequestContext,
+#[inline(always)]
+pub(super) fn next<'r>(
+    set: &'r [Hot],
     cursor: &mut usize,
-) -> Option<u8> {
-    let start = *cursor;
-    let found = scan_from(roster, set, ctx, start)?;
-    *cursor = found.0 + 1;
-    Some(found.1)
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
+    // The common case, kept small so it needs few registers: the member
+    // under the cursor takes it.
+    if let Some(hot) = set.get(*cursor) {
+        if admit(hot) {
+            advance(cursor, *cursor, set.len());
+            return Some(hot);
+        }
+    }
+    next_scan(set, cursor, admit)
+}
+
+#[inline(never)]
+fn next_scan<'r>(
+    set: &'r [Hot],
+    cursor: &mut usize,
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
+    let (position, hot) = scan_from(set, *cursor, admit)?;
+    advance(cursor, position, set.len());
+    Some(hot)
+}
+
+/// Moves the cursor past `position`, wrapping without a division.
+#[inline(always)]
+fn advance(cursor: &mut usize, position: usize, n: usize) {
+    *cursor = if position + 1 >= n { 0 } else { position + 1 };
 }
 
 /// The first admissible member of `set` at or after position `start`
-/// (wrapping), as (position, member index). `start` may be any number: a
-/// cursor left over from a larger roster wraps onto this one.
+/// (wrapping), with its position. `start` may be any number: a cursor left
+/// over from a larger roster wraps onto this one.
 #[inline]
 pub(super) fn scan_from(
-    roster: &Roster,
-    set: &[u8],
-    ctx: &RequestContext,
+    set: &[Hot],
     start: usize,
-) -> Option<(usize, u8)> {
-    let n = set.len();
-    if n == 0 {
-        return None;
-    }
-    let mut j = if start < n { start } else { start % n };
-    for _ in 0..n {
-        let i = set[j];
-        if admissible(roster.member(i), ctx) {
-            return Some((j, i));
-        }
-        j += 1;
-        if j == n {
-            j = 0;
-        }
-    }
-    None
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<(usize, &Hot)> {
+    scan_positions(set, start, admit)
+}
+
+/// The first element of `items` at or after `start` (wrapping) that `accept`
+/// takes, with its position.
+#[inline]
+pub(super) fn scan_positions<T>(
+    items: &[T],
+    start: usize,
+    accept: impl Fn(&T) -> bool,
+) -> Option<(usize, &T)> {
+    let n = items.len();
+    let start = if start < n {
+        start
+    } else {
+        start.checked_rem(n)?
+    };
+    let (before, after) = items.split_at(start);
+    after.iter().chain(before).position(accept).map(|k| {
+        let j = if start + k < n {
+            start + k
+        } else {
+            start + k - n
+        };
+        (j, &items[j])
+    })
 }
