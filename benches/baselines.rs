@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 /// The design this crate replaces: group state behind an uncontended
 /// `parking_lot::Mutex`, round robin done under the lock by scanning for a
 /// healthy member.
-pub struct MutexGroup {
+pub(crate) struct MutexGroup {
     state: Mutex<MutexState>,
 }
 
@@ -17,7 +17,7 @@ struct MutexState {
 }
 
 impl MutexGroup {
-    pub fn new(hashes: impl IntoIterator<Item = u64>) -> Self {
+    pub(crate) fn new(hashes: impl IntoIterator<Item = u64>) -> Self {
         MutexGroup {
             state: Mutex::new(MutexState {
                 members: hashes.into_iter().map(|h| (h, true)).collect(),
@@ -27,7 +27,7 @@ impl MutexGroup {
     }
 
     #[inline(never)]
-    pub fn route(&self) -> Option<u64> {
+    pub(crate) fn route(&self) -> Option<u64> {
         let mut s = self.state.lock();
         let n = s.members.len();
         for _ in 0..n {

@@ -207,16 +207,17 @@ impl GroupState {
             self.publish(nodes);
             return Ok(true);
         }
+        // Highest indices leave first; members stuck on failed nodes may
+        // then move to the nodes that frees. Publish before unregistering, so
+        // no route can pick a member that delivery no longer knows.
+        let removed = self.slots.split_off(count as usize);
         let healed = !self.heal(nodes, registry).is_empty();
-        if count == current {
+        if removed.is_empty() {
             if healed {
                 self.publish(nodes);
             }
             return Ok(healed);
         }
-        // Highest indices leave first. Publish before unregistering, so no
-        // route can pick a member that delivery no longer knows.
-        let removed = self.slots.split_off(count as usize);
         self.publish(nodes);
         for slot in &removed {
             registry.remove(slot.identity.origin_hash());
@@ -268,11 +269,17 @@ impl GroupState {
         }
         let mut moves = Vec::new();
         {
+            // Zone use counts only the members that stay; the nodes of the
+            // members being moved are excluded, not counted as occupied.
+            let staying = (0..self.slots.len()).filter(|i| !stuck.contains(i));
             let mut placement = Placement::new(
                 nodes,
                 &self.requirements,
-                self.slots.iter().map(|s| s.node),
-                self.reported_failed.iter().copied(),
+                staying.map(|i| self.slots[i].node),
+                stuck
+                    .iter()
+                    .map(|&i| self.slots[i].node)
+                    .chain(self.reported_failed.iter().copied()),
             );
             for &i in &stuck {
                 let Some(node) = placement.choose() else {
@@ -364,7 +371,14 @@ impl GroupState {
                 }
             })
             .collect();
-        let roster = Roster::new(self.epoch, self.term, members, self.strategy);
+        let previous = self.roster.load();
+        let roster = Roster::new(
+            self.epoch,
+            self.term,
+            members,
+            self.strategy,
+            Some(&previous),
+        );
         self.roster.store(Arc::new(roster));
     }
 

@@ -104,8 +104,9 @@ pub(crate) struct Roster {
     /// Whether the members' nodes carry more than 64 distinct tags; tags past
     /// the 64th are then checked on the member itself.
     tags_overflow: bool,
-    /// Maglev table over `hot` (slot → position in `hot`).
-    maglev: Option<Maglev>,
+    /// Maglev table over `hot` (slot → position in `hot`); shared with the
+    /// previous roster when the healthy set did not change.
+    maglev: Option<Arc<Maglev>>,
     /// Smooth weighted round-robin cycle (positions in `hot`).
     schedule: Box<[u8]>,
     /// Alias table over `hot`, for weighted random draws.
@@ -113,8 +114,16 @@ pub(crate) struct Roster {
 }
 
 impl Roster {
-    /// Builds the roster for `members` (ordered by index) at `epoch`.
-    pub(crate) fn new(epoch: u64, term: u64, members: Vec<Member>, strategy: Strategy) -> Self {
+    /// Builds the roster for `members` (ordered by index) at `epoch`, reusing
+    /// `previous`'s Maglev table when it was built over the same healthy
+    /// members (a failover that keeps identities, a health change elsewhere).
+    pub(crate) fn new(
+        epoch: u64,
+        term: u64,
+        members: Vec<Member>,
+        strategy: Strategy,
+        previous: Option<&Roster>,
+    ) -> Self {
         debug_assert!(members
             .iter()
             .enumerate()
@@ -166,7 +175,10 @@ impl Roster {
                 .enumerate()
                 .map(|(p, h)| (h.origin_hash, p as u8))
                 .collect();
-            Maglev::build(&keyed)
+            match previous.and_then(|p| p.maglev.as_ref()) {
+                Some(table) if table.is_over(&keyed) => Some(Arc::clone(table)),
+                _ => Maglev::build(&keyed).map(Arc::new),
+            }
         } else {
             None
         };
@@ -199,7 +211,7 @@ impl Roster {
     pub(crate) fn closed(epoch: u64, term: u64) -> Self {
         Roster {
             closed: true,
-            ..Roster::new(epoch, term, Vec::new(), Strategy::RoundRobin)
+            ..Roster::new(epoch, term, Vec::new(), Strategy::RoundRobin, None)
         }
     }
 
@@ -252,7 +264,7 @@ impl Roster {
 
     #[inline]
     pub(crate) fn maglev(&self) -> Option<&Maglev> {
-        self.maglev.as_ref()
+        self.maglev.as_deref()
     }
 
     /// The weighted round-robin cycle; empty unless the strategy needs it.

@@ -1,10 +1,12 @@
 //! Live per-replica statistics: shared atomics the route path reads and
 //! delivery writes, without locks.
 //!
-//! Each group of fields sits on its own cache line: the in-flight counter is
-//! written by every delivery, the outcome fields once per processed event, and
-//! the circuit rarely; routing reads the circuit on every pick, so it must not
-//! share a line with the counters that change all the time.
+//! Fields sit on three cache lines by who reads them: `live` holds what the
+//! load-aware strategies scan (in flight, latency, load score), so a scan
+//! reads one line per member; `outcome` holds the counters only delivery
+//! reads; `circuit` changes rarely and is read by every route of every
+//! strategy, so it must not share a line with counters that change on every
+//! delivery.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -14,6 +16,16 @@ use crossbeam_utils::CachePadded;
 
 /// Weight of a new latency sample in the EWMA, as a right shift: 1/8.
 const EWMA_SHIFT: u32 = 3;
+
+/// Weight of the error rate in the load score: a replica failing every event
+/// scores as if it had 10 more events in flight.
+pub(crate) const ERROR_PENALTY: f64 = 10.0;
+
+/// Fixed-point scale of the load score: 1.0 is `LOAD_SCALE`.
+pub(crate) const LOAD_SCALE: u64 = 1 << 16;
+
+/// Largest load score stored; a larger (or non-finite) load saturates here.
+const MAX_LOAD: f64 = (1u64 << 40) as f64;
 
 /// Circuit state value of a closed circuit; any other value is the deadline
 /// (nanoseconds on [`now_ns`]'s clock) of an open circuit or an in-flight probe,
@@ -32,14 +44,24 @@ pub(crate) fn now_ns() -> u64 {
 /// roster version that lists it.
 #[derive(Debug, Default)]
 pub(crate) struct ReplicaStats {
-    in_flight: CachePadded<AtomicU32>,
+    live: CachePadded<Live>,
     outcome: CachePadded<Outcome>,
     circuit: CachePadded<AtomicU64>,
 }
 
+/// What load-aware routes read.
+#[derive(Debug, Default)]
+struct Live {
+    in_flight: AtomicU32,
+    latency_ewma_ns: AtomicU64,
+    /// `load + ERROR_PENALTY × error_rate` in fixed point (see
+    /// [`LOAD_SCALE`]), updated per event so a route adds the in-flight count
+    /// and compares integers.
+    load_score: AtomicU64,
+}
+
 #[derive(Debug, Default)]
 struct Outcome {
-    latency_ewma_ns: AtomicU64,
     processed: AtomicU64,
     errors: AtomicU64,
     consecutive_failures: AtomicU32,
@@ -70,23 +92,29 @@ impl Drop for InFlight<'_> {
 impl ReplicaStats {
     /// Counts one delivery in flight until the guard drops.
     pub(crate) fn begin(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(&self.in_flight)
+        self.live.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(&self.live.in_flight)
     }
 
+    #[inline]
     pub(crate) fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.live.in_flight.load(Ordering::Relaxed)
     }
 
     /// Latency EWMA in nanoseconds; 0 until the first measurement.
+    #[inline]
     pub(crate) fn latency_ewma_ns(&self) -> u64 {
-        self.outcome.latency_ewma_ns.load(Ordering::Relaxed)
+        self.live.latency_ewma_ns.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn processed(&self) -> u64 {
-        self.outcome.processed.load(Ordering::Relaxed)
+    /// `load + 10 × error_rate` as of the last processed event, times
+    /// [`LOAD_SCALE`].
+    #[inline]
+    pub(crate) fn load_score(&self) -> u64 {
+        self.live.load_score.load(Ordering::Relaxed)
     }
 
+    #[cfg(test)]
     pub(crate) fn errors(&self) -> u64 {
         self.outcome.errors.load(Ordering::Relaxed)
     }
@@ -97,6 +125,7 @@ impl ReplicaStats {
     }
 
     /// The daemon's last reported `load()`.
+    #[cfg(test)]
     pub(crate) fn load(&self) -> f64 {
         f64::from_bits(self.outcome.load_bits.load(Ordering::Relaxed))
     }
@@ -143,18 +172,25 @@ impl ReplicaStats {
         threshold: u32,
         window: Duration,
     ) {
-        let o = &*self.outcome;
-        o.processed.fetch_add(1, Ordering::Relaxed);
+        let (o, live) = (&*self.outcome, &*self.live);
+        let processed = o.processed.load(Ordering::Relaxed) + 1;
+        o.processed.store(processed, Ordering::Relaxed);
+        let errors = o.errors.load(Ordering::Relaxed) + u64::from(!ok);
+        o.errors.store(errors, Ordering::Relaxed);
         o.load_bits.store(load.to_bits(), Ordering::Relaxed);
+        let score = load + ERROR_PENALTY * errors as f64 / processed as f64;
+        // NaN and negative loads count as 0; `as` saturates the rest.
+        let fixed = (score.clamp(0.0, MAX_LOAD) * LOAD_SCALE as f64) as u64;
+        live.load_score.store(fixed, Ordering::Relaxed);
         let sample = (elapsed.as_nanos() as u64).max(1);
-        let old = o.latency_ewma_ns.load(Ordering::Relaxed);
+        let old = live.latency_ewma_ns.load(Ordering::Relaxed);
         let ewma = if old == 0 {
             sample
         } else {
             // old + (sample - old) / 8, in signed arithmetic.
             (old as i64 + ((sample as i64 - old as i64) >> EWMA_SHIFT)).max(1) as u64
         };
-        o.latency_ewma_ns.store(ewma, Ordering::Relaxed);
+        live.latency_ewma_ns.store(ewma, Ordering::Relaxed);
         if ok {
             o.consecutive_failures.store(0, Ordering::Relaxed);
             if admission == Admission::Probe {
@@ -162,7 +198,6 @@ impl ReplicaStats {
             }
             return;
         }
-        o.errors.fetch_add(1, Ordering::Relaxed);
         let failures = o.consecutive_failures.load(Ordering::Relaxed) + 1;
         o.consecutive_failures.store(failures, Ordering::Relaxed);
         if admission == Admission::Probe || failures >= threshold.max(1) {

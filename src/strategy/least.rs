@@ -1,19 +1,20 @@
 //! The exact-minimum strategies: scan the candidates and take the lowest
-//! score. The scan starts at a rotating position and only a strictly lower
-//! score replaces the best so far, so equal members take turns instead of
-//! the first one always winning.
+//! score. The scan starts just after the member chosen last time and only a
+//! strictly lower score replaces the best so far, so tied members take turns
+//! instead of the first one always winning.
 //!
 //! O(n) in the member count: at 255 members a scan reads 255 stats lines.
 
 use crate::roster::Hot;
-
-/// Weight of the error rate in [`load_score`]: a replica failing every event
-/// scores as if it had 10 more events in flight.
-const ERROR_PENALTY: f64 = 10.0;
+use crate::stats::LOAD_SCALE;
 
 /// The admissible member of `set` with the lowest `score`; ties rotate.
+///
+/// The first pass reads only the scores (one stats line per member) and
+/// checks the winner's admission; circuits are rarely open, so a second pass
+/// that checks every member runs only when the winner cannot take it.
 #[inline]
-pub(super) fn lowest<'r, K: PartialOrd>(
+pub(super) fn lowest<'r, K: PartialOrd + Copy>(
     set: &'r [Hot],
     cursor: &mut usize,
     admit: impl Fn(&Hot) -> bool,
@@ -24,19 +25,50 @@ pub(super) fn lowest<'r, K: PartialOrd>(
         return None;
     }
     let start = if *cursor < n { *cursor } else { 0 };
-    *cursor = start + 1;
+    let (mut best, mut best_score) = (start, score(&set[start]));
     let (before, after) = set.split_at(start);
-    let mut best: Option<(&Hot, K)> = None;
-    for hot in after.iter().chain(before) {
+    for (j, hot) in after.iter().enumerate().skip(1) {
+        let s = score(hot);
+        if s < best_score {
+            (best, best_score) = (start + j, s);
+        }
+    }
+    for (j, hot) in before.iter().enumerate() {
+        let s = score(hot);
+        if s < best_score {
+            (best, best_score) = (j, s);
+        }
+    }
+    // The next route starts after the member chosen now: the first tied
+    // member after the last one chosen wins, so tied members take turns.
+    if admit(&set[best]) {
+        *cursor = best + 1;
+        return Some(&set[best]);
+    }
+    let (position, hot) = lowest_admissible(set, start, admit, score)?;
+    *cursor = position + 1;
+    Some(hot)
+}
+
+#[inline(never)]
+fn lowest_admissible<K: PartialOrd + Copy>(
+    set: &[Hot],
+    start: usize,
+    admit: impl Fn(&Hot) -> bool,
+    score: impl Fn(&Hot) -> K,
+) -> Option<(usize, &Hot)> {
+    let mut best: Option<(usize, K)> = None;
+    for j in (start..set.len()).chain(0..start) {
+        let hot = &set[j];
         if !admit(hot) {
             continue;
         }
         let s = score(hot);
-        if best.as_ref().is_none_or(|(_, b)| s < *b) {
-            best = Some((hot, s));
+        if best.is_none_or(|(_, b)| s < b) {
+            best = Some((j, s));
         }
     }
-    best.map(|(hot, _)| hot)
+    best.map(|(j, _)| (j, &set[j]))
 }
 
 /// `LeastConnections`: deliveries in flight.
@@ -46,13 +78,40 @@ pub(super) fn connections(hot: &Hot) -> u32 {
 }
 
 /// `WeightedLeastConnections`: (in flight + 1) ÷ weight, so that among idle
-/// members the heavier is preferred; weight 0 is never preferred.
+/// members the heavier is preferred; weight 0 is never preferred. Compared
+/// exactly, as fractions, so equal ratios tie.
 #[inline]
-pub(super) fn weighted_connections(hot: &Hot) -> f64 {
-    if hot.weight == 0 {
-        return f64::INFINITY;
+pub(super) fn weighted_connections(hot: &Hot) -> Ratio {
+    Ratio {
+        num: u64::from(hot.stats.in_flight()) + 1,
+        den: u64::from(hot.weight),
     }
-    f64::from(hot.stats.in_flight() + 1) / f64::from(hot.weight)
+}
+
+/// A non-negative fraction compared by cross-multiplication; a zero
+/// denominator is larger than every fraction with a non-zero one.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ratio {
+    num: u64,
+    den: u64,
+}
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.partial_cmp(other) == Some(std::cmp::Ordering::Equal)
+    }
+}
+
+impl PartialOrd for Ratio {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        if self.den == 0 || other.den == 0 {
+            // Both zero: equal. One zero: that one is larger.
+            return Some(other.den.cmp(&self.den));
+        }
+        // num ≤ 2^32 and den < 2^32: the products fit in u64.
+        Some((self.num * other.den).cmp(&(other.num * self.den)))
+    }
 }
 
 /// `LeastLatency`: the latency EWMA, where 0 means "not measured yet", so
@@ -65,15 +124,9 @@ pub(super) fn latency(hot: &Hot) -> u64 {
 /// `LeastLoad`: `load + in_flight + 10 × error_rate`, where `load` is the
 /// daemon's own `MeshDaemon::load()` sampled after its last event,
 /// `in_flight` the deliveries under way, and `error_rate` the fraction of
-/// its processed events that failed.
+/// its processed events that failed. All but `in_flight` are combined once
+/// per processed event, so a route adds two numbers per member.
 #[inline]
-pub(super) fn load_score(hot: &Hot) -> f64 {
-    let stats = &hot.stats;
-    let processed = stats.processed();
-    let error_rate = if processed == 0 {
-        0.0
-    } else {
-        stats.errors() as f64 / processed as f64
-    };
-    stats.load() + f64::from(stats.in_flight()) + ERROR_PENALTY * error_rate
+pub(super) fn load_score(hot: &Hot) -> u64 {
+    hot.stats.load_score() + u64::from(hot.stats.in_flight()) * LOAD_SCALE
 }

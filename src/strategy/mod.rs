@@ -245,11 +245,11 @@ fn route_weighted_random(
     })
 }
 
-fn route_lowest<K: PartialOrd>(
+fn route_lowest<K: PartialOrd + Copy>(
     roster: &Roster,
     ctx: &RequestContext,
     state: &mut PickState,
-    score: fn(&Hot) -> K,
+    score: impl Fn(&Hot) -> K + Copy,
 ) -> Option<u64> {
     if is_plain(ctx) {
         return least::lowest(roster.hot(), &mut state.cursor, circuit_admits, score)
