@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use bytes::Bytes;
+
 use crate::context::RequestContext;
 use crate::daemon::DaemonHostConfig;
+use crate::daemon::Event;
+use crate::dispatch::{self, DispatchError};
 use crate::error::GroupError;
 use crate::node_table::GroupKey;
 use crate::roster::Roster;
@@ -188,7 +192,40 @@ impl ReplicaGroup {
 
     /// A per-thread routing handle, for the hottest paths.
     pub fn router(&self) -> Router {
-        Router::new(&self.roster, self.strategy)
+        Router::new(&self.roster, self.strategy, self.runtime.clone())
+    }
+
+    /// Routes `event`, delivers it, and re-routes when the chosen replica
+    /// vanished in between (removed by a scale-down, or its circuit opened),
+    /// up to [`MAX_DISPATCH_ATTEMPTS`](crate::MAX_DISPATCH_ATTEMPTS) routes.
+    ///
+    /// Nothing is lost: the event is either processed exactly once by a live
+    /// member (`Ok` with its outputs, or [`DispatchError::Failed`] when the
+    /// daemon failed it) or returned unprocessed with the reason.
+    ///
+    /// ```
+    /// # use replica_router::*;
+    /// # struct Echo;
+    /// # impl MeshDaemon for Echo {
+    /// #     fn name(&self) -> &str { "echo" }
+    /// #     fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> { Ok(vec![e.payload().clone()]) }
+    /// # }
+    /// let runtime = DaemonRuntime::new((1..=3).map(NodeInfo::new));
+    /// runtime.register_factory("echo", || Box::new(Echo)).unwrap();
+    /// runtime.start().unwrap();
+    /// let group = ReplicaGroup::spawn(&runtime, "echo", ReplicaGroupConfig {
+    ///     replica_count: 2, group_seed: [1; 32],
+    ///     lb_strategy: Strategy::RoundRobin, host_config: DaemonHostConfig::default(),
+    /// }).unwrap();
+    /// let outputs = group.dispatch(&RequestContext::new(), &Event::new("hi")).unwrap();
+    /// assert_eq!(&outputs[0][..], b"hi");
+    /// ```
+    pub fn dispatch(
+        &self,
+        ctx: &RequestContext,
+        event: &Event,
+    ) -> Result<Vec<Bytes>, DispatchError> {
+        dispatch::dispatch(&self.runtime, event, || self.route_event(ctx))
     }
 
     /// Grows or shrinks to `n` replicas. Growth places each new replica on a

@@ -64,8 +64,14 @@
 //!   one from inside a daemon factory (which runs on the writer) fails with
 //!   `ShuttingDown` instead of deadlocking.
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod context;
 mod daemon;
+mod dispatch;
 mod error;
 mod group;
 mod group_state;
@@ -84,6 +90,7 @@ mod writer;
 
 pub use context::RequestContext;
 pub use daemon::{DaemonHostConfig, Event, MeshDaemon};
+pub use dispatch::{DispatchError, MAX_DISPATCH_ATTEMPTS};
 pub use error::{DaemonError, DeliverError, GroupError, RuntimeError};
 pub use group::{GroupHealth, MemberInfo, ReplicaGroup, ReplicaGroupConfig};
 pub use identity::{derive_replica_identity, ReplicaIdentity};

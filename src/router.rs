@@ -6,10 +6,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
+use bytes::Bytes;
 
 use crate::context::RequestContext;
+use crate::daemon::Event;
+use crate::dispatch::{self, DispatchError};
 use crate::error::GroupError;
 use crate::roster::Roster;
+use crate::runtime::DaemonRuntime;
 use crate::strategy::{self, PickState, Strategy};
 
 /// A routing handle for one thread, from [`ReplicaGroup::router`](crate::ReplicaGroup::router).
@@ -22,15 +26,21 @@ use crate::strategy::{self, PickState, Strategy};
 /// A router keeps the roster it last saw alive until its next route or its drop.
 pub struct Router {
     cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
+    runtime: DaemonRuntime,
     strategy: Strategy,
     state: PickState,
     _not_sync: PhantomData<Cell<()>>,
 }
 
 impl Router {
-    pub(crate) fn new(roster: &Arc<ArcSwap<Roster>>, strategy: Strategy) -> Self {
+    pub(crate) fn new(
+        roster: &Arc<ArcSwap<Roster>>,
+        strategy: Strategy,
+        runtime: DaemonRuntime,
+    ) -> Self {
         Router {
             cache: Cache::new(Arc::clone(roster)),
+            runtime,
             strategy,
             state: PickState::new(),
             _not_sync: PhantomData,
@@ -43,6 +53,25 @@ impl Router {
     pub fn route(&mut self, ctx: &RequestContext) -> Result<u64, GroupError> {
         let roster = self.cache.load();
         strategy::route(self.strategy, roster, ctx, &mut self.state)
+    }
+
+    /// Routes and delivers `event`, re-routing when the chosen replica
+    /// vanished in between; see [`ReplicaGroup::dispatch`](crate::ReplicaGroup::dispatch).
+    pub fn dispatch(
+        &mut self,
+        ctx: &RequestContext,
+        event: &Event,
+    ) -> Result<Vec<Bytes>, DispatchError> {
+        let Router {
+            cache,
+            runtime,
+            strategy,
+            state,
+            ..
+        } = self;
+        dispatch::dispatch(runtime, event, || {
+            strategy::route(*strategy, cache.load(), ctx, state)
+        })
     }
 }
 

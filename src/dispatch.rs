@@ -1,0 +1,78 @@
+//! Loss-free dispatch: route, deliver, and re-route when the chosen replica
+//! vanished in between.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::daemon::Event;
+use crate::error::{DeliverError, GroupError};
+use crate::runtime::DaemonRuntime;
+
+/// How many times `dispatch` routes one event before giving up: the first
+/// route and up to three re-routes.
+pub const MAX_DISPATCH_ATTEMPTS: u32 = 4;
+
+/// Why [`ReplicaGroup::dispatch`](crate::ReplicaGroup::dispatch) returned the
+/// event unprocessed, or why processing failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// No member could be chosen; the event was not processed.
+    #[error("event not routed: {0}")]
+    Route(GroupError),
+    /// A live replica took the event and failed it (its error or panic); the
+    /// event was processed once and is not retried.
+    #[error("event failed: {0}")]
+    Failed(DeliverError),
+    /// Every replica chosen vanished before delivery (removed, or its circuit
+    /// opened) `attempts` times in a row; the event was not processed.
+    #[error(
+        "event not delivered: {attempts} replicas chosen in a row vanished first; last: {last}"
+    )]
+    Exhausted {
+        /// Routes tried.
+        attempts: u32,
+        /// What the last delivery attempt said.
+        last: DeliverError,
+    },
+    /// The runtime is shutting down; the event was not processed.
+    #[error("event not delivered: runtime is shutting down")]
+    ShuttingDown,
+}
+
+impl DispatchError {
+    /// Whether the event reached a daemon (only [`DispatchError::Failed`]).
+    pub fn was_processed(&self) -> bool {
+        matches!(self, DispatchError::Failed(_))
+    }
+}
+
+/// Routes with `route` and delivers, re-routing while the chosen replica
+/// vanished between the two. Every outcome says whether the event was
+/// processed: exactly once by a live member, or not at all.
+pub(crate) fn dispatch(
+    runtime: &DaemonRuntime,
+    event: &Event,
+    mut route: impl FnMut() -> Result<u64, GroupError>,
+) -> Result<Vec<Bytes>, DispatchError> {
+    let mut attempts = 0;
+    loop {
+        let origin = match route() {
+            Ok(origin) => origin,
+            Err(GroupError::ShuttingDown) => return Err(DispatchError::ShuttingDown),
+            Err(e) => return Err(DispatchError::Route(e)),
+        };
+        attempts += 1;
+        match runtime.deliver(origin, event) {
+            Ok(outputs) => return Ok(outputs),
+            // Not processed: the replica left (or is resting) after the route.
+            Err(last @ (DeliverError::UnknownOrigin(_) | DeliverError::CircuitOpen(_))) => {
+                if attempts >= MAX_DISPATCH_ATTEMPTS {
+                    return Err(DispatchError::Exhausted { attempts, last });
+                }
+            }
+            Err(DeliverError::ShuttingDown) => return Err(DispatchError::ShuttingDown),
+            Err(e) => return Err(DispatchError::Failed(e)),
+        }
+    }
+}
