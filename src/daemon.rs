@@ -94,10 +94,14 @@ impl Default for DaemonHostConfig {
 }
 
 /// Runs one replica: its daemon, its live statistics and where it lives.
+///
+/// In a cluster, a replica placed on another node's process has a host here
+/// without a daemon: it carries the replica's stats for routing, and a
+/// delivery to it says which node hosts it.
 pub(crate) struct DaemonHost {
     origin_hash: u64,
     node_id: u64,
-    daemon: Mutex<Box<dyn MeshDaemon>>,
+    daemon: Option<Mutex<Box<dyn MeshDaemon>>>,
     stats: Arc<ReplicaStats>,
     config: DaemonHostConfig,
 }
@@ -116,13 +120,13 @@ impl DaemonHost {
     pub(crate) fn new(
         origin_hash: u64,
         node_id: u64,
-        daemon: Box<dyn MeshDaemon>,
+        daemon: Option<Box<dyn MeshDaemon>>,
         config: DaemonHostConfig,
     ) -> Self {
         DaemonHost {
             origin_hash,
             node_id,
-            daemon: Mutex::new(daemon),
+            daemon: daemon.map(Mutex::new),
             stats: Arc::new(ReplicaStats::default()),
             config,
         }
@@ -136,13 +140,19 @@ impl DaemonHost {
     /// for exactly as long as it runs (a panic included), and records latency,
     /// outcome and load.
     pub(crate) fn process(&self, event: &Event) -> Result<Vec<Bytes>, DeliverError> {
+        let Some(daemon) = &self.daemon else {
+            return Err(DeliverError::HostedElsewhere {
+                origin_hash: self.origin_hash,
+                node_id: self.node_id,
+            });
+        };
         let window = self.config.circuit_recovery;
         let admission = self.stats.admit(window);
         if admission == Admission::Rejected {
             return Err(DeliverError::CircuitOpen(self.origin_hash));
         }
         let _in_flight = self.stats.begin();
-        let mut daemon = self.daemon.lock();
+        let mut daemon = daemon.lock();
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| daemon.process(event)));
         let elapsed = started.elapsed();

@@ -35,6 +35,15 @@ pub enum DispatchError {
         /// What the last delivery attempt said.
         last: DeliverError,
     },
+    /// The chosen replica runs in another node's process (cluster mode); the
+    /// event was not processed here: forward it to `node_id`.
+    #[error("event not delivered: replica {origin_hash:#018x} is hosted by node {node_id}")]
+    HostedElsewhere {
+        /// The replica chosen.
+        origin_hash: u64,
+        /// The node whose process hosts it.
+        node_id: u64,
+    },
     /// The runtime is shutting down; the event was not processed.
     #[error("event not delivered: runtime is shutting down")]
     ShuttingDown,
@@ -72,6 +81,15 @@ pub(crate) fn dispatch(
                 }
             }
             Err(DeliverError::ShuttingDown) => return Err(DispatchError::ShuttingDown),
+            Err(DeliverError::HostedElsewhere {
+                origin_hash,
+                node_id,
+            }) => {
+                return Err(DispatchError::HostedElsewhere {
+                    origin_hash,
+                    node_id,
+                })
+            }
             Err(e) => return Err(DispatchError::Failed(e)),
         }
     }

@@ -81,6 +81,15 @@ pub enum DeliverError {
         /// The panic message, when it was a string.
         message: String,
     },
+    /// The replica runs in another node's process (cluster mode): forward the
+    /// event to `node_id`.
+    #[error("replica {origin_hash:#018x} is hosted by node {node_id}, not by this process")]
+    HostedElsewhere {
+        /// The replica.
+        origin_hash: u64,
+        /// The node whose process hosts it.
+        node_id: u64,
+    },
     /// The runtime is shutting down or has shut down.
     #[error("runtime is shutting down")]
     ShuttingDown,

@@ -91,6 +91,9 @@ impl GroupState {
         nodes: &mut NodeTable,
         registry: &DaemonRegistry,
     ) -> Result<GroupState, GroupError> {
+        // The first daemon tells the kind's requirements; every process of a
+        // cluster creates it, so all place alike. It becomes replica 0's
+        // daemon when that replica is hosted here.
         let first = create(&*plan.factory, plan.kind, group_id)?;
         let requirements = first.requirements();
         let mut state = GroupState {
@@ -151,16 +154,22 @@ impl GroupState {
                     self.group_id
                 )));
             }
-            let daemon = match first.take() {
-                Some(d) => d,
-                None => create(&*self.factory, &self.kind, self.group_id)?,
+            let daemon = match (nodes.hosts_here(node), first.take()) {
+                (false, _) => None,
+                (true, Some(d)) => Some(d),
+                (true, None) => Some(create(&*self.factory, &self.kind, self.group_id)?),
             };
             grown.push(self.slot(identity, node, daemon));
         }
         Ok(grown)
     }
 
-    fn slot(&self, identity: ReplicaIdentity, node: u64, daemon: Box<dyn MeshDaemon>) -> Slot {
+    fn slot(
+        &self,
+        identity: ReplicaIdentity,
+        node: u64,
+        daemon: Option<Box<dyn MeshDaemon>>,
+    ) -> Slot {
         let host = DaemonHost::new(
             identity.origin_hash(),
             node,
@@ -285,8 +294,12 @@ impl GroupState {
                 let Some(node) = placement.choose() else {
                     break;
                 };
+                if !nodes.hosts_here(node) {
+                    moves.push((i, node, None));
+                    continue;
+                }
                 match create(&*self.factory, &self.kind, self.group_id) {
-                    Ok(daemon) => moves.push((i, node, daemon)),
+                    Ok(daemon) => moves.push((i, node, Some(daemon))),
                     Err(error) => {
                         tracing::warn!(group_id = self.group_id, kind = %self.kind, %error, "replacement replica not created");
                         break;

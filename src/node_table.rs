@@ -27,11 +27,16 @@ pub(crate) struct NodeEntry {
 #[derive(Debug, Default)]
 pub(crate) struct NodeTable {
     nodes: BTreeMap<u64, NodeEntry>,
+    /// The node this process is, in a cluster; `None` hosts every replica.
+    local: Option<u64>,
 }
 
 impl NodeTable {
-    pub(crate) fn new(nodes: impl IntoIterator<Item = NodeInfo>) -> Self {
-        let mut table = NodeTable::default();
+    pub(crate) fn new(nodes: impl IntoIterator<Item = NodeInfo>, local: Option<u64>) -> Self {
+        let mut table = NodeTable {
+            local,
+            ..NodeTable::default()
+        };
         for node in nodes {
             // A repeated id in the initial list: the last description wins.
             table.nodes.insert(node.id(), NodeEntry::new(node));
@@ -54,6 +59,11 @@ impl NodeTable {
 
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut NodeEntry> {
         self.nodes.get_mut(&id)
+    }
+
+    /// Whether this process runs the replicas placed on `node`.
+    pub(crate) fn hosts_here(&self, node: u64) -> bool {
+        self.local.is_none_or(|local| local == node)
     }
 
     pub(crate) fn is_alive(&self, id: u64) -> bool {

@@ -73,10 +73,54 @@ impl DaemonRuntime {
     /// A runtime over `nodes`, in the Registering phase, with its writer
     /// thread running. A repeated node id keeps the last description.
     pub fn new(nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
+        Self::build(nodes, None)
+    }
+
+    /// The runtime of one process in a cluster of router processes, where
+    /// this process is node `local_node`: it places every replica exactly as
+    /// every other process does (placement is deterministic), routes to all
+    /// of them, but creates and runs only the replicas placed on
+    /// `local_node`. Delivering to any other replica returns
+    /// [`DeliverError::HostedElsewhere`] naming its node, for the embedding
+    /// transport to forward.
+    ///
+    /// Feed every process the same changes in the same order (the `etcd`
+    /// feature does this from etcd's revision order) and compare
+    /// [`roster_digest`](Self::roster_digest)s to check they agree.
+    ///
+    /// ```
+    /// use replica_router::*;
+    /// # struct Echo;
+    /// # impl MeshDaemon for Echo {
+    /// #     fn name(&self) -> &str { "echo" }
+    /// #     fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> { Ok(vec![]) }
+    /// # }
+    /// let nodes = || (1..=3).map(NodeInfo::new);
+    /// let (a, b) = (DaemonRuntime::for_node(1, nodes()), DaemonRuntime::for_node(2, nodes()));
+    /// for rt in [&a, &b] {
+    ///     rt.register_factory("echo", || Box::new(Echo)).unwrap();
+    ///     rt.start().unwrap();
+    /// }
+    /// let config = || ReplicaGroupConfig {
+    ///     replica_count: 3, group_seed: [5; 32],
+    ///     lb_strategy: Strategy::RoundRobin, host_config: DaemonHostConfig::default(),
+    /// };
+    /// let (ga, _gb) = (ReplicaGroup::spawn(&a, "echo", config()).unwrap(),
+    ///                  ReplicaGroup::spawn(&b, "echo", config()).unwrap());
+    /// assert_eq!(a.roster_digest().unwrap(), b.roster_digest().unwrap());
+    /// let on_2 = ga.replicas().into_iter().find(|m| m.node_id == 2).unwrap();
+    /// assert!(matches!(a.deliver(on_2.origin_hash, &Event::new("x")),
+    ///                  Err(DeliverError::HostedElsewhere { node_id: 2, .. })));
+    /// ```
+    pub fn for_node(local_node: u64, nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
+        Self::build(nodes, Some(local_node))
+    }
+
+    fn build(nodes: impl IntoIterator<Item = NodeInfo>, local_node: Option<u64>) -> DaemonRuntime {
         let registry = Arc::new(DaemonRegistry::default());
         let factories = Arc::new(Factories::default());
         let writer = Writer::new(
-            NodeTable::new(nodes),
+            NodeTable::new(nodes, local_node),
             Arc::clone(&registry),
             Arc::clone(&factories),
         );
@@ -168,6 +212,13 @@ impl DaemonRuntime {
     /// become healthy. Returns how many.
     pub fn node_recovered(&self, node_id: u64) -> Result<usize, RuntimeError> {
         self.runtime_call(|reply| Command::NodeRecovered(node_id, reply))?
+    }
+
+    /// A digest of every group's roster: group ids, and each member's index,
+    /// origin hash, node and health, in spawn order. Two runtimes that
+    /// applied the same changes in the same order have equal digests.
+    pub fn roster_digest(&self) -> Result<u64, RuntimeError> {
+        self.runtime_call(Command::Digest)
     }
 
     /// Delivers `event` to the replica with `origin_hash` and returns its outputs.

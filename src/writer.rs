@@ -57,6 +57,7 @@ pub(crate) enum Command {
     AddNode(NodeInfo, Reply<Result<(), RuntimeError>>),
     NodeFailed(u64, Reply<Result<usize, RuntimeError>>),
     NodeRecovered(u64, Reply<Result<usize, RuntimeError>>),
+    Digest(Reply<u64>),
     Shutdown(Reply<()>),
 }
 
@@ -121,6 +122,9 @@ impl Writer {
                 }
                 Command::NodeRecovered(node, reply) => {
                     let _ = reply.send(self.node_recovered(node));
+                }
+                Command::Digest(reply) => {
+                    let _ = reply.send(self.digest());
                 }
                 Command::Shutdown(reply) => {
                     self.shutdown();
@@ -290,6 +294,21 @@ impl Writer {
                 group.publish(&self.nodes);
             }
         }
+    }
+
+    fn digest(&self) -> u64 {
+        let mut hasher = blake3::Hasher::new_derive_key("replica-router v1 roster digest");
+        for group in self.groups.values() {
+            hasher.update(&group.group_id.to_le_bytes());
+            hasher.update(&[group.len()]);
+            for (i, slot) in group.slots.iter().enumerate() {
+                hasher.update(&[i as u8, u8::from(slot.healthy)]);
+                hasher.update(&slot.identity.origin_hash().to_le_bytes());
+                hasher.update(&slot.node.to_le_bytes());
+            }
+        }
+        let digest = hasher.finalize();
+        u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
     }
 
     fn shutdown(&mut self) {

@@ -15,10 +15,14 @@ use replica_router::*;
 fn dispatch_delivers_to_a_live_member() {
     let rt = runtime(3, 1);
     let group = ReplicaGroup::spawn(&rt, "echo", config(2, 90, Strategy::RoundRobin)).unwrap();
-    let out = group.dispatch(&RequestContext::new(), &Event::new("a")).unwrap();
+    let out = group
+        .dispatch(&RequestContext::new(), &Event::new("a"))
+        .unwrap();
     assert_eq!(&out[0][..], b"a");
     let mut router = group.router();
-    let out = router.dispatch(&RequestContext::new(), &Event::new("b")).unwrap();
+    let out = router
+        .dispatch(&RequestContext::new(), &Event::new("b"))
+        .unwrap();
     assert_eq!(&out[0][..], b"b");
 }
 
@@ -41,10 +45,19 @@ fn dispatch_reports_daemon_failures_as_processed_and_does_not_retry() {
         .unwrap();
     rt.start().unwrap();
     let group = ReplicaGroup::spawn(&rt, "fail", config(3, 91, Strategy::RoundRobin)).unwrap();
-    let err = group.dispatch(&RequestContext::new(), &Event::new("x")).unwrap_err();
+    let err = group
+        .dispatch(&RequestContext::new(), &Event::new("x"))
+        .unwrap_err();
     assert!(err.was_processed(), "{err}");
-    assert!(matches!(err, DispatchError::Failed(DeliverError::Daemon { .. })));
-    assert_eq!(processed.load(Ordering::SeqCst), 1, "processed exactly once");
+    assert!(matches!(
+        err,
+        DispatchError::Failed(DeliverError::Daemon { .. })
+    ));
+    assert_eq!(
+        processed.load(Ordering::SeqCst),
+        1,
+        "processed exactly once"
+    );
 }
 
 #[test]
@@ -52,11 +65,15 @@ fn dispatch_with_no_healthy_member_returns_the_event_unprocessed() {
     let rt = runtime(1, 1);
     let group = ReplicaGroup::spawn(&rt, "echo", config(1, 92, Strategy::RoundRobin)).unwrap();
     rt.node_failed(1).unwrap();
-    let err = group.dispatch(&RequestContext::new(), &Event::new("x")).unwrap_err();
+    let err = group
+        .dispatch(&RequestContext::new(), &Event::new("x"))
+        .unwrap_err();
     assert_eq!(err, DispatchError::Route(GroupError::NoHealthyMember));
     assert!(!err.was_processed());
     rt.shutdown();
-    let err = group.dispatch(&RequestContext::new(), &Event::new("x")).unwrap_err();
+    let err = group
+        .dispatch(&RequestContext::new(), &Event::new("x"))
+        .unwrap_err();
     assert_eq!(err, DispatchError::ShuttingDown);
 }
 

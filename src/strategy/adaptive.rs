@@ -1,13 +1,13 @@
 //! Adaptive: chooses a rule per request.
 //!
 //! - With a routing key or session: consistent hashing (handled by the caller).
-//! - Otherwise two distinct members are drawn at random; if their in-flight
-//!   counts differ, load is uneven and the less loaded one wins (power of two
-//!   choices);
-//! - if they are equal, load is even and smooth weighted round robin decides,
-//!   which follows node weights exactly.
+//! - Otherwise: the smooth weighted round-robin pick, checked against one
+//!   other member drawn at random; if that member has fewer deliveries in
+//!   flight, it wins instead (power of two choices, with the schedule as one
+//!   of the two). While load is even this follows node weights exactly; when
+//!   it is not, a busy member is never chosen over an idle one drawn.
 
-use super::random::{two_distinct, Rng};
+use super::random::Rng;
 use super::weighted;
 use crate::roster::{Hot, Roster};
 
@@ -20,17 +20,20 @@ pub(super) fn pick<'r>(
     rng: &mut Rng,
     admit: impl Fn(&Hot) -> bool,
 ) -> Option<&'r Hot> {
-    if let Some((a, Some(b))) = two_distinct(set, rng) {
-        let (fa, fb) = (a.stats.in_flight(), b.stats.in_flight());
-        if fa != fb {
-            let (less, more) = if fa < fb { (a, b) } else { (b, a) };
-            if admit(less) {
-                return Some(less);
-            }
-            if admit(more) {
-                return Some(more);
-            }
-        }
+    let scheduled = weighted::next(roster, zone, cursor, &admit)?;
+    if set.len() < 2 {
+        return Some(scheduled);
     }
-    weighted::next(roster, zone, cursor, admit)
+    // A member other than the scheduled one (its neighbour when the draw
+    // lands on it). Zone sets hold their own copies, so compare identities.
+    let mut i = rng.below(set.len());
+    if set[i].origin_hash == scheduled.origin_hash {
+        i = if i + 1 == set.len() { 0 } else { i + 1 };
+    }
+    let other = &set[i];
+    if other.stats.in_flight() < scheduled.stats.in_flight() && admit(other) {
+        Some(other)
+    } else {
+        Some(scheduled)
+    }
 }

@@ -58,8 +58,10 @@ pub enum Strategy {
     /// `load` from `MeshDaemon::load()`; ties rotate.
     LeastLoad,
     /// Consistent hashing when the request has a key or session; otherwise
-    /// power of two choices when the two drawn members' in-flight counts
-    /// differ, and smooth weighted round robin when they are equal.
+    /// the smooth weighted round-robin pick, unless a second member drawn at
+    /// random has fewer deliveries in flight (power of two choices with the
+    /// schedule as one choice): exact weights while load is even, away from
+    /// busy members when it is not.
     Adaptive,
 }
 
