@@ -69,6 +69,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "etcd")]
+pub mod cluster;
 mod context;
 mod daemon;
 mod dispatch;
