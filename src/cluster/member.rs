@@ -135,13 +135,15 @@ async fn register(
     node_id: u64,
 ) -> Result<i64, ClusterError> {
     let etcd = |e: etcd_client::Error| ClusterError::Etcd(e.to_string());
-    let lease = client
-        .lease_grant(ttl_seconds(options.lease_ttl), None)
-        .await
-        .map_err(etcd)?
-        .id();
     let deadline = Instant::now() + options.lease_ttl + Duration::from_secs(1);
     loop {
+        // A fresh lease per attempt: one granted before a wait would expire
+        // while a previous holder's lease runs out.
+        let lease = client
+            .lease_grant(ttl_seconds(options.lease_ttl), None)
+            .await
+            .map_err(etcd)?
+            .id();
         let txn = Txn::new()
             .when([Compare::version(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
@@ -154,6 +156,7 @@ async fn register(
         if response.succeeded() {
             return Ok(lease);
         }
+        let _ = client.lease_revoke(lease).await;
         if Instant::now() > deadline {
             let holder = client
                 .get(key, None)
@@ -162,7 +165,6 @@ async fn register(
                 .and_then(|r| r.kvs().first().map(|kv| kv.value().to_vec()))
                 .and_then(|v| serde_json::from_slice::<NodeRecord>(&v).ok())
                 .map_or_else(|| "unknown".to_owned(), |r| r.instance);
-            let _ = client.lease_revoke(lease).await;
             return Err(ClusterError::DuplicateNode { node_id, holder });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,6 +1,6 @@
 //! ClusterRuntime: one router process of a cluster, its runtime fed by etcd.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,14 +23,32 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Shared {
     feed: Mutex<Feed>,
     applied: Condvar,
+    /// The revision up to which every event under the prefix was applied:
+    /// the last event's, or a later one etcd's progress notification vouches
+    /// for (revisions change outside the prefix too).
+    caught_up: AtomicI64,
+    /// Asks the watcher for a progress notification.
+    pub(crate) progress_wanted: tokio::sync::Notify,
     reconnects: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn apply(&self, revision: i64, change: Change<'_>) -> Effect {
         let effect = self.feed.lock().apply(revision, change);
+        self.caught_up.fetch_max(revision, Ordering::AcqRel);
         self.applied.notify_all();
         effect
+    }
+
+    /// etcd says every event up to `revision` was sent, and all were applied.
+    pub(crate) fn progressed(&self, revision: i64) {
+        let _feed = self.feed.lock();
+        self.caught_up.fetch_max(revision, Ordering::AcqRel);
+        self.applied.notify_all();
+    }
+
+    fn caught_up(&self) -> i64 {
+        self.caught_up.load(Ordering::Acquire)
     }
 
     pub(crate) fn applied_revision(&self) -> i64 {
@@ -51,7 +69,7 @@ impl Shared {
 /// digests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterStatus {
-    /// The last etcd revision applied.
+    /// The revision up to which every change was applied.
     pub applied_revision: i64,
     /// [`DaemonRuntime::roster_digest`] at that revision.
     pub digest: u64,
@@ -156,6 +174,8 @@ impl ClusterRuntime {
         let shared = Arc::new(Shared {
             feed: Mutex::new(Feed::new(runtime.clone(), &options.prefix, local)),
             applied: Condvar::new(),
+            caught_up: AtomicI64::new(0),
+            progress_wanted: tokio::sync::Notify::new(),
             reconnects: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
@@ -210,18 +230,19 @@ impl ClusterRuntime {
         Ok(response.header().map_or(0, |h| h.revision()))
     }
 
-    /// Blocks until this process applied `revision` (or later); `false` on timeout.
+    /// Blocks until this process applied every change up to `revision`;
+    /// `false` on timeout.
     pub fn wait_for_revision(&self, revision: i64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut feed = self.shared.feed.lock();
-        while feed.stats.applied_revision < revision {
-            if self
-                .shared
-                .applied
-                .wait_until(&mut feed, deadline)
-                .timed_out()
-            {
-                return feed.stats.applied_revision >= revision;
+        while self.shared.caught_up() < revision {
+            // No event may be due (the revision moved outside the prefix):
+            // ask etcd to vouch for the revision.
+            self.shared.progress_wanted.notify_one();
+            let wake = (Instant::now() + Duration::from_millis(50)).min(deadline);
+            let _ = self.shared.applied.wait_until(&mut feed, wake);
+            if Instant::now() >= deadline {
+                return self.shared.caught_up() >= revision;
             }
         }
         true
@@ -319,7 +340,7 @@ impl ClusterRuntime {
     pub fn status(&self) -> ClusterStatus {
         let feed = self.shared.feed.lock();
         ClusterStatus {
-            applied_revision: feed.stats.applied_revision,
+            applied_revision: self.shared.caught_up().max(feed.stats.applied_revision),
             digest: self.runtime.roster_digest().unwrap_or(0),
             feed: feed.stats.clone(),
             reconnects: self.shared.reconnects.load(Ordering::Relaxed),

@@ -77,6 +77,10 @@ async fn follow(
     loop {
         let message = tokio::select! {
             _ = stop.changed() => return Ok(()),
+            _ = shared.progress_wanted.notified() => {
+                stream.request_progress().await.map_err(|e| e.to_string())?;
+                continue;
+            }
             message = stream.message() => message,
         };
         let response = match message {
@@ -93,6 +97,13 @@ async fn follow(
         }
         if response.canceled() {
             return Err(format!("watch canceled: {}", response.cancel_reason()));
+        }
+        if response.events().is_empty() && !response.created() {
+            // A progress notification: every event up to here was sent.
+            if let Some(header) = response.header() {
+                shared.progressed(header.revision());
+            }
+            continue;
         }
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
