@@ -90,7 +90,11 @@ pub(crate) fn dispatch(
                     node_id,
                 })
             }
-            Err(e) => return Err(DispatchError::Failed(e)),
+            // Processed: the daemon failed it. Listed by name, so a new
+            // `DeliverError` variant must be classified here to compile.
+            Err(e @ (DeliverError::Daemon { .. } | DeliverError::Panicked { .. })) => {
+                return Err(DispatchError::Failed(e))
+            }
         }
     }
 }
