@@ -23,7 +23,9 @@ use replica_router::*;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
-#[command(about = "Router processes sharing rosters through etcd, with a node killed and restarted")]
+#[command(
+    about = "Router processes sharing rosters through etcd, with a node killed and restarted"
+)]
 struct Args {
     /// Use this etcd instead of starting a local one.
     #[arg(long)]
@@ -85,7 +87,11 @@ fn main() -> ExitCode {
 /// <duplicates>` every 10 ms until stdin closes.
 fn child(node: u64, etcd: &str, prefix: &str) -> ExitCode {
     let options = ClusterOptions::new(etcd, prefix);
-    let process = match ClusterRuntime::join(options, NodeInfo::new(node).with_zone(&zone(node)), register) {
+    let process = match ClusterRuntime::join(
+        options,
+        NodeInfo::new(node).with_zone(&zone(node)),
+        register,
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("node {node}: {e}");
@@ -105,7 +111,11 @@ fn child(node: u64, etcd: &str, prefix: &str) -> ExitCode {
             "STATUS {} {} {} {}\n",
             st.applied_revision, st.digest, st.feed.events_applied, st.feed.duplicates_skipped
         );
-        if out.write_all(line.as_bytes()).and_then(|()| out.flush()).is_err() {
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             break;
         }
         thread::sleep(Duration::from_millis(10));
@@ -131,7 +141,14 @@ struct NodeProcess {
 impl NodeProcess {
     fn start(etcd: &str, prefix: &str, id: u64) -> std::io::Result<NodeProcess> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["--child-node", &id.to_string(), "--etcd", etcd, "--prefix", prefix])
+            .args([
+                "--child-node",
+                &id.to_string(),
+                "--etcd",
+                etcd,
+                "--prefix",
+                prefix,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -179,7 +196,11 @@ struct Timeline {
 impl Timeline {
     fn say(&self, what: impl AsRef<str>) {
         if !self.quiet {
-            println!("{:>8.3}s  {}", self.start.elapsed().as_secs_f64(), what.as_ref());
+            println!(
+                "{:>8.3}s  {}",
+                self.start.elapsed().as_secs_f64(),
+                what.as_ref()
+            );
         }
     }
 }
@@ -257,13 +278,19 @@ fn coordinator(args: &Args) -> ExitCode {
     let total_nodes = args.nodes + simulated.len() as u64;
     let joined = until(Duration::from_secs(30), || {
         nodes.iter().all(|n| n.status().is_some())
-            && observer.etcd_revision().is_ok_and(|r| observer.wait_for_revision(r, Duration::from_secs(1)))
+            && observer
+                .etcd_revision()
+                .is_ok_and(|r| observer.wait_for_revision(r, Duration::from_secs(1)))
     });
     if joined.is_none() {
         eprintln!("error: node processes did not join within 30 s");
         return ExitCode::FAILURE;
     }
-    timeline.say(format!("{} node processes and {} simulated nodes joined", args.nodes, simulated.len()));
+    timeline.say(format!(
+        "{} node processes and {} simulated nodes joined",
+        args.nodes,
+        simulated.len()
+    ));
 
     // Groups.
     let started = Instant::now();
@@ -279,16 +306,26 @@ fn coordinator(args: &Args) -> ExitCode {
             Err(e) => eprintln!("warning: group {g}: {e}"),
         }
     }
-    timeline.say(format!("{spawned} groups of {replicas} created in {:.0} ms", started.elapsed().as_secs_f64() * 1e3));
+    timeline.say(format!(
+        "{spawned} groups of {replicas} created in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
     let mut identical_after_each = Vec::new();
     let settle = |nodes: &[NodeProcess], what: &str, checks: &mut Vec<bool>| {
         let revision = observer.etcd_revision().unwrap_or(0);
-        let ok = until(Duration::from_secs(15), || identical_at(&observer, nodes, revision)).is_some();
+        let ok = until(Duration::from_secs(15), || {
+            identical_at(&observer, nodes, revision)
+        })
+        .is_some();
         checks.push(ok);
         let digest = observer.status().digest;
         timeline.say(format!(
             "{what}: {} ({} processes at revision {revision}, digest {digest:016x})",
-            if ok { "rosters identical" } else { "ROSTERS DIFFER" },
+            if ok {
+                "rosters identical"
+            } else {
+                "ROSTERS DIFFER"
+            },
             nodes.len() + 1
         ));
     };
@@ -306,16 +343,23 @@ fn coordinator(args: &Args) -> ExitCode {
     let killed_at = Instant::now();
     nodes[victim_index].sigkill();
     let mut victim = nodes.remove(victim_index);
-    timeline.say(format!("SIGKILL node {victim_id} (hosting {hosted} replicas)"));
+    timeline.say(format!(
+        "SIGKILL node {victim_id} (hosting {hosted} replicas)"
+    ));
     let failed_key_revision = || marker_revision(&observer, &endpoint, &prefix, victim_id);
     let failover = until(Duration::from_secs(10), || {
         failed_key_revision().is_some_and(|rev| {
-            observer.status().applied_revision >= rev && nodes.iter().all(|n| n.status().is_some_and(|s| s.revision >= rev))
+            observer.status().applied_revision >= rev
+                && nodes
+                    .iter()
+                    .all(|n| n.status().is_some_and(|s| s.revision >= rev))
         })
     });
     let failover_ms = failover.map(|_| killed_at.elapsed().as_secs_f64() * 1e3);
     match failover_ms {
-        Some(ms) => timeline.say(format!("every survivor applied node {victim_id}'s failure: failover {ms:.0} ms")),
+        Some(ms) => timeline.say(format!(
+            "every survivor applied node {victim_id}'s failure: failover {ms:.0} ms"
+        )),
         None => timeline.say("FAILOVER NOT APPLIED within 10 s"),
     }
     settle(&nodes, "after the failover", &mut identical_after_each);
@@ -332,12 +376,18 @@ fn coordinator(args: &Args) -> ExitCode {
     drop(victim);
     let recovery = until(Duration::from_secs(15), || {
         let rev = node_key_revision(&observer, &endpoint, &prefix, victim_id);
-        rev.is_some_and(|rev| rev > 0 && nodes.iter().all(|n| n.status().is_some_and(|s| s.revision >= rev)))
-            && observer.status().applied_revision >= rev.unwrap_or(i64::MAX)
+        rev.is_some_and(|rev| {
+            rev > 0
+                && nodes
+                    .iter()
+                    .all(|n| n.status().is_some_and(|s| s.revision >= rev))
+        }) && observer.status().applied_revision >= rev.unwrap_or(i64::MAX)
     });
     let recovery_ms = recovery.map(|_| restarted_at.elapsed().as_secs_f64() * 1e3);
     match recovery_ms {
-        Some(ms) => timeline.say(format!("node {victim_id} restarted and recovered everywhere in {ms:.0} ms")),
+        Some(ms) => timeline.say(format!(
+            "node {victim_id} restarted and recovered everywhere in {ms:.0} ms"
+        )),
         None => timeline.say("RECOVERY NOT APPLIED within 15 s"),
     }
     settle(&nodes, "after the recovery", &mut identical_after_each);
@@ -365,12 +415,18 @@ fn coordinator(args: &Args) -> ExitCode {
 
     // Every event exactly once, everywhere.
     let history = count_history(&endpoint, &prefix);
-    let mut applied: Vec<u64> = nodes.iter().filter_map(|n| n.status().map(|s| s.applied)).collect();
+    let mut applied: Vec<u64> = nodes
+        .iter()
+        .filter_map(|n| n.status().map(|s| s.applied))
+        .collect();
     applied.push(observer.status().feed.events_applied);
     // The restarted process replayed everything from revision 1 too.
     let missed: u64 = applied.iter().map(|&a| history.saturating_sub(a)).sum();
     let duplicated: u64 = applied.iter().map(|&a| a.saturating_sub(history)).sum();
-    let skipped: u64 = nodes.iter().filter_map(|n| n.status().map(|s| s.duplicates)).sum();
+    let skipped: u64 = nodes
+        .iter()
+        .filter_map(|n| n.status().map(|s| s.duplicates))
+        .sum();
     let rosters_identical = identical_after_each.iter().all(|&ok| ok);
     let revisions_applied = observer.status().applied_revision;
     timeline.say(format!(
@@ -428,11 +484,21 @@ fn key_revision(endpoint: &str, key: String) -> Option<i64> {
     })
 }
 
-fn marker_revision(_observer: &ClusterRuntime, endpoint: &str, prefix: &str, node: u64) -> Option<i64> {
+fn marker_revision(
+    _observer: &ClusterRuntime,
+    endpoint: &str,
+    prefix: &str,
+    node: u64,
+) -> Option<i64> {
     key_revision(endpoint, format!("{prefix}/failed/{node}"))
 }
 
-fn node_key_revision(_observer: &ClusterRuntime, endpoint: &str, prefix: &str, node: u64) -> Option<i64> {
+fn node_key_revision(
+    _observer: &ClusterRuntime,
+    endpoint: &str,
+    prefix: &str,
+    node: u64,
+) -> Option<i64> {
     key_revision(endpoint, format!("{prefix}/nodes/{node}"))
 }
 
@@ -440,13 +506,18 @@ fn node_key_revision(_observer: &ClusterRuntime, endpoint: &str, prefix: &str, n
 /// replicas), 100 groups per transaction.
 fn write_rescales(endpoint: &str, prefix: &str, groups: &[Arc<ReplicaGroup>], count: u32) -> u32 {
     block_on(async {
-        let Some(mut c) = client(endpoint).await else { return 0 };
+        let Some(mut c) = client(endpoint).await else {
+            return 0;
+        };
         let mut intents = Vec::new();
         for g in groups {
             let key = format!("{prefix}/groups/{}", g.group_id());
             if let Ok(r) = c.get(key.clone(), None).await {
                 if let Some(kv) = r.kvs().first() {
-                    if let Ok(intent) = serde_json::from_slice::<replica_router::cluster::schema::GroupIntent>(kv.value()) {
+                    if let Ok(intent) = serde_json::from_slice::<
+                        replica_router::cluster::schema::GroupIntent,
+                    >(kv.value())
+                    {
                         intents.push((key, intent));
                     }
                 }
@@ -465,7 +536,11 @@ fn write_rescales(endpoint: &str, prefix: &str, groups: &[Arc<ReplicaGroup>], co
                             replica_count: 2 + round % 2,
                             ..intent.clone()
                         };
-                        etcd_client::TxnOp::put(key.clone(), serde_json::to_vec(&value).unwrap_or_default(), None)
+                        etcd_client::TxnOp::put(
+                            key.clone(),
+                            serde_json::to_vec(&value).unwrap_or_default(),
+                            None,
+                        )
                     })
                     .collect();
                 let n = ops.len() as u32;
@@ -482,14 +557,24 @@ fn write_rescales(endpoint: &str, prefix: &str, groups: &[Arc<ReplicaGroup>], co
 /// Events under `prefix` in etcd's whole history.
 fn count_history(endpoint: &str, prefix: &str) -> u64 {
     block_on(async {
-        let Some(mut c) = client(endpoint).await else { return 0 };
-        let Ok(now) = c.get(prefix, None).await else { return 0 };
+        let Some(mut c) = client(endpoint).await else {
+            return 0;
+        };
+        let Ok(now) = c.get(prefix, None).await else {
+            return 0;
+        };
         let now = now.header().map_or(0, |h| h.revision());
-        let options = etcd_client::WatchOptions::new().with_prefix().with_start_revision(1);
-        let Ok(mut stream) = c.watch(prefix, Some(options)).await else { return 0 };
+        let options = etcd_client::WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(1);
+        let Ok(mut stream) = c.watch(prefix, Some(options)).await else {
+            return 0;
+        };
         let (mut count, mut last) = (0, 0);
         while last < now {
-            let Ok(Ok(Some(r))) = tokio::time::timeout(Duration::from_secs(2), stream.message()).await else {
+            let Ok(Ok(Some(r))) =
+                tokio::time::timeout(Duration::from_secs(2), stream.message()).await
+            else {
                 break;
             };
             for e in r.events() {

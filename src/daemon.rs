@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 
 use crate::error::{panic_message, DaemonError, DeliverError};
 use crate::node::CapabilityFilter;
 use crate::stats::{Admission, ReplicaStats};
+use crate::sync::{Arc, Mutex};
 
 /// An event delivered to a replica.
 ///

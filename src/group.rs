@@ -1,10 +1,6 @@
 //! ReplicaGroup: the handle users route, scale and fail over with.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 
@@ -18,6 +14,7 @@ use crate::roster::Roster;
 use crate::router::Router;
 use crate::runtime::{DaemonRuntime, Phase};
 use crate::strategy::Strategy;
+use crate::sync::{process_counter, Arc, Publisher};
 use crate::writer::{Command, GroupSpec};
 use crate::{identity::Hex, route_cache};
 
@@ -104,7 +101,7 @@ pub struct ReplicaGroup {
     group_id: u32,
     kind: Arc<str>,
     strategy: Strategy,
-    roster: Arc<ArcSwap<Roster>>,
+    roster: Arc<Publisher<Roster>>,
 }
 
 impl fmt::Debug for ReplicaGroup {
@@ -150,11 +147,11 @@ impl ReplicaGroup {
         let spawned = runtime
             .call(|reply| Command::Spawn(spec, reply))
             .ok_or(GroupError::ShuttingDown)??;
-        static UID: AtomicU64 = AtomicU64::new(1);
+        process_counter!(UID = 1);
         Ok(ReplicaGroup {
             runtime: runtime.clone(),
             key: spawned.key,
-            uid: UID.fetch_add(1, Ordering::Relaxed),
+            uid: UID.next(1),
             group_id: spawned.group_id,
             kind: kind.into(),
             strategy,

@@ -6,9 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
 
 use crate::daemon::{DaemonHost, DaemonHostConfig, MeshDaemon};
 use crate::error::{panic_message, GroupError};
@@ -18,7 +15,9 @@ use crate::node_table::{GroupKey, NodeTable};
 use crate::placement::Placement;
 use crate::registry::DaemonRegistry;
 use crate::roster::{label_hash, Member, Roster};
+use crate::strategy::maglev::Maglev;
 use crate::strategy::Strategy;
+use crate::sync::{Arc, Publisher};
 
 /// A daemon factory, as registered with the runtime.
 pub(crate) type Factory = dyn Fn() -> Box<dyn MeshDaemon> + Send + Sync;
@@ -48,7 +47,9 @@ pub(crate) struct GroupState {
     pub(crate) reported_failed: BTreeSet<u64>,
     epoch: u64,
     term: u64,
-    pub(crate) roster: Arc<ArcSwap<Roster>>,
+    /// The Maglev table the last publish displaced (see `publish`).
+    spare_table: Option<Arc<Maglev>>,
+    pub(crate) roster: Arc<Publisher<Roster>>,
 }
 
 impl std::fmt::Debug for GroupState {
@@ -109,7 +110,8 @@ impl GroupState {
             reported_failed: BTreeSet::new(),
             epoch: 0,
             term: 0,
-            roster: Arc::new(ArcSwap::from_pointee(Roster::closed(0, 0))),
+            spare_table: None,
+            roster: Arc::new(Publisher::new(Roster::closed(0, 0))),
         };
         let grown = state.plan_growth(plan.count, Some(first), nodes, registry)?;
         state.commit_growth(grown, nodes, registry);
@@ -217,9 +219,16 @@ impl GroupState {
             return Ok(true);
         }
         // Highest indices leave first; members stuck on failed nodes may
-        // then move to the nodes that frees. Publish before unregistering, so
-        // no route can pick a member that delivery no longer knows.
+        // then move to the nodes that frees. The node table forgets the
+        // removed members before healing (a healed member may move onto a
+        // freed node, and a later detach would drop the group from that
+        // node's index: tests/regression_shrink_heals_onto_freed_node.rs).
+        // Publish before unregistering, so no route can pick a member that
+        // delivery no longer knows.
         let removed = self.slots.split_off(count as usize);
+        for slot in &removed {
+            nodes.detach(slot.node, self.key);
+        }
         let healed = !self.heal(nodes, registry).is_empty();
         if removed.is_empty() {
             if healed {
@@ -230,7 +239,6 @@ impl GroupState {
         self.publish(nodes);
         for slot in &removed {
             registry.remove(slot.identity.origin_hash());
-            nodes.detach(slot.node, self.key);
         }
         Ok(true)
     }
@@ -384,14 +392,21 @@ impl GroupState {
                 }
             })
             .collect();
+        // Tables the new roster may reuse: the current one, and the one it
+        // displaced, so toggling back (scale down and up, fail and recover
+        // without a free node) costs no rebuild.
         let previous = self.roster.load();
-        let roster = Roster::new(
-            self.epoch,
-            self.term,
-            members,
-            self.strategy,
-            Some(&previous),
-        );
+        let reusable: Vec<Arc<Maglev>> = previous
+            .maglev_table()
+            .cloned()
+            .into_iter()
+            .chain(self.spare_table.take())
+            .collect();
+        let roster = Roster::new(self.epoch, self.term, members, self.strategy, &reusable);
+        let current = roster.maglev_table();
+        self.spare_table = reusable
+            .into_iter()
+            .find(|t| current.is_none_or(|c| !Arc::ptr_eq(c, t)));
         self.roster.store(Arc::new(roster));
     }
 

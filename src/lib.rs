@@ -75,6 +75,8 @@ mod context;
 mod daemon;
 mod dispatch;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod group;
 mod group_state;
 mod identity;
@@ -88,6 +90,7 @@ mod router;
 mod runtime;
 mod stats;
 mod strategy;
+mod sync;
 mod writer;
 
 pub use context::RequestContext;
@@ -100,3 +103,9 @@ pub use node::{CapabilityFilter, NodeInfo, DEFAULT_NODE_WEIGHT};
 pub use router::Router;
 pub use runtime::DaemonRuntime;
 pub use strategy::Strategy;
+
+/// What the loom models in `loom-tests/` reach inside the crate; only under
+/// `--cfg replica_router_loom`.
+#[cfg(replica_router_loom)]
+#[doc(hidden)]
+pub use sync::hooks as loom_hooks;

@@ -2,22 +2,19 @@
 //!
 //! Only the writer changes it; `deliver` reads it from any thread.
 
-use std::sync::Arc;
-
-use dashmap::DashMap;
-
 use crate::daemon::DaemonHost;
+use crate::sync::{Arc, Map};
 
 /// Origin hash → host. A `dashmap`, so deliveries to different replicas do
 /// not contend on one lock.
 #[derive(Debug, Default)]
 pub(crate) struct DaemonRegistry {
-    hosts: DashMap<u64, Arc<DaemonHost>>,
+    hosts: Map<u64, Arc<DaemonHost>>,
 }
 
 impl DaemonRegistry {
     pub(crate) fn get(&self, origin_hash: u64) -> Option<Arc<DaemonHost>> {
-        self.hosts.get(&origin_hash).map(|h| Arc::clone(&h))
+        self.hosts.get_cloned(&origin_hash)
     }
 
     pub(crate) fn contains(&self, origin_hash: u64) -> bool {

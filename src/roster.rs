@@ -6,7 +6,6 @@
 //! never mutated after it is published; the next change builds a new one.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use crate::context::hash_bytes;
 use crate::identity::Hex;
@@ -14,6 +13,7 @@ use crate::stats::ReplicaStats;
 use crate::strategy::maglev::Maglev;
 use crate::strategy::weighted::{self, AliasTable};
 use crate::strategy::Strategy;
+use crate::sync::Arc;
 use crate::{GroupHealth, MemberInfo};
 
 /// One member as routing sees it.
@@ -115,14 +115,14 @@ pub(crate) struct Roster {
 
 impl Roster {
     /// Builds the roster for `members` (ordered by index) at `epoch`, reusing
-    /// `previous`'s Maglev table when it was built over the same healthy
-    /// members (a failover that keeps identities, a health change elsewhere).
+    /// one of the `reusable` Maglev tables when it was built over the same
+    /// healthy members (a failover that keeps identities, a toggle back).
     pub(crate) fn new(
         epoch: u64,
         term: u64,
         members: Vec<Member>,
         strategy: Strategy,
-        previous: Option<&Roster>,
+        reusable: &[Arc<Maglev>],
     ) -> Self {
         debug_assert!(members
             .iter()
@@ -175,9 +175,9 @@ impl Roster {
                 .enumerate()
                 .map(|(p, h)| (h.origin_hash, p as u8))
                 .collect();
-            match previous.and_then(|p| p.maglev.as_ref()) {
-                Some(table) if table.is_over(&keyed) => Some(Arc::clone(table)),
-                _ => Maglev::build(&keyed).map(Arc::new),
+            match reusable.iter().find(|t| t.is_over(&keyed)) {
+                Some(table) => Some(Arc::clone(table)),
+                None => Maglev::build(&keyed).map(Arc::new),
             }
         } else {
             None
@@ -211,7 +211,7 @@ impl Roster {
     pub(crate) fn closed(epoch: u64, term: u64) -> Self {
         Roster {
             closed: true,
-            ..Roster::new(epoch, term, Vec::new(), Strategy::RoundRobin, None)
+            ..Roster::new(epoch, term, Vec::new(), Strategy::RoundRobin, &[])
         }
     }
 
@@ -265,6 +265,11 @@ impl Roster {
     #[inline]
     pub(crate) fn maglev(&self) -> Option<&Maglev> {
         self.maglev.as_deref()
+    }
+
+    /// The shared Maglev table, for the next roster to reuse.
+    pub(crate) fn maglev_table(&self) -> Option<&Arc<Maglev>> {
+        self.maglev.as_ref()
     }
 
     /// The weighted round-robin cycle; empty unless the strategy needs it.

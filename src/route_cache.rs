@@ -12,21 +12,19 @@
 //! even of a dropped group, until the slot is reused or the thread exits.
 
 use std::cell::RefCell;
-use std::sync::Arc;
-
-use arc_swap::{ArcSwap, Cache};
 
 use crate::context::RequestContext;
 use crate::error::GroupError;
 use crate::roster::Roster;
 use crate::strategy::{self, PickState, Strategy};
+use crate::sync::{thread_local, Arc, CachedReader, Publisher};
 
 /// Groups cached per thread.
 pub(crate) const SLOTS: usize = 8;
 
 struct Entry {
     uid: u64,
-    cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
+    cache: CachedReader<Roster>,
     state: PickState,
 }
 
@@ -38,7 +36,7 @@ thread_local! {
 #[inline]
 pub(crate) fn route(
     uid: u64,
-    roster: &Arc<ArcSwap<Roster>>,
+    roster: &Arc<Publisher<Roster>>,
     strategy: Strategy,
     ctx: &RequestContext,
 ) -> Result<u64, GroupError> {
@@ -51,7 +49,7 @@ pub(crate) fn route(
             Some(entry) if entry.uid == uid => entry,
             _ => slot.insert(Entry {
                 uid,
-                cache: Cache::new(Arc::clone(roster)),
+                cache: CachedReader::new(roster),
                 state: PickState::new(),
             }),
         };

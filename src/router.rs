@@ -3,9 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use arc_swap::{ArcSwap, Cache};
 use bytes::Bytes;
 
 use crate::context::RequestContext;
@@ -15,6 +13,7 @@ use crate::error::GroupError;
 use crate::roster::Roster;
 use crate::runtime::DaemonRuntime;
 use crate::strategy::{self, PickState, Strategy};
+use crate::sync::{Arc, CachedReader, Publisher};
 
 /// A routing handle for one thread, from [`ReplicaGroup::router`](crate::ReplicaGroup::router).
 ///
@@ -25,7 +24,7 @@ use crate::strategy::{self, PickState, Strategy};
 ///
 /// A router keeps the roster it last saw alive until its next route or its drop.
 pub struct Router {
-    cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
+    cache: CachedReader<Roster>,
     runtime: DaemonRuntime,
     strategy: Strategy,
     state: PickState,
@@ -34,12 +33,12 @@ pub struct Router {
 
 impl Router {
     pub(crate) fn new(
-        roster: &Arc<ArcSwap<Roster>>,
+        roster: &Arc<Publisher<Roster>>,
         strategy: Strategy,
         runtime: DaemonRuntime,
     ) -> Self {
         Router {
-            cache: Cache::new(Arc::clone(roster)),
+            cache: CachedReader::new(roster),
             runtime,
             strategy,
             state: PickState::new(),
@@ -53,6 +52,18 @@ impl Router {
     pub fn route(&mut self, ctx: &RequestContext) -> Result<u64, GroupError> {
         let roster = self.cache.load();
         strategy::route(self.strategy, roster, ctx, &mut self.state)
+    }
+
+    /// Routes on the current snapshot and reports it: its epoch and members.
+    #[cfg(replica_router_loom)]
+    pub(crate) fn route_observed(
+        &mut self,
+        ctx: &RequestContext,
+    ) -> (u64, Vec<crate::MemberInfo>, Result<u64, GroupError>) {
+        let roster = self.cache.load();
+        let members = roster.members().iter().map(|m| m.info()).collect();
+        let routed = strategy::route(self.strategy, roster, ctx, &mut self.state);
+        (roster.epoch(), members, routed)
     }
 
     /// Routes and delivers `event`, re-routing when the chosen replica

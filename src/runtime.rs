@@ -2,19 +2,18 @@
 //! the lifecycle Registering → Ready → ShuttingDown.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle, ThreadId};
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
-use parking_lot::Mutex;
 
 use crate::daemon::{Event, MeshDaemon};
 use crate::error::{DeliverError, RuntimeError};
 use crate::node::NodeInfo;
 use crate::node_table::NodeTable;
 use crate::registry::DaemonRegistry;
+use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::sync::channel::{self, Sender};
+use crate::sync::thread::{self, JoinHandle, ThreadId};
+use crate::sync::{Arc, Mutex};
 use crate::writer::{Command, Factories, Reply, Writer};
 
 const REGISTERING: u8 = 0;
@@ -124,7 +123,7 @@ impl DaemonRuntime {
             Arc::clone(&registry),
             Arc::clone(&factories),
         );
-        let (commands, receiver) = crossbeam_channel::unbounded();
+        let (commands, receiver) = channel::unbounded();
         let handle = thread::Builder::new()
             .name("replica-router-writer".into())
             .spawn(move || writer.run(receiver))
@@ -154,12 +153,11 @@ impl DaemonRuntime {
         if kind.is_empty() {
             return Err(RuntimeError::InvalidKind(kind.to_owned()));
         }
-        match self.inner.factories.entry(kind.to_owned()) {
-            dashmap::Entry::Occupied(_) => Err(RuntimeError::DuplicateKind(kind.to_owned())),
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(Arc::new(f));
-                Ok(())
-            }
+        let factories = &self.inner.factories;
+        if factories.insert_new(kind.to_owned(), Arc::new(f)) {
+            Ok(())
+        } else {
+            Err(RuntimeError::DuplicateKind(kind.to_owned()))
         }
     }
 
@@ -237,6 +235,13 @@ impl DaemonRuntime {
         host.process(event)
     }
 
+    /// The in-flight count of a registered replica, for the loom models.
+    #[cfg(replica_router_loom)]
+    pub(crate) fn in_flight_of(&self, origin_hash: u64) -> Option<u32> {
+        let host = self.inner.registry.get(origin_hash)?;
+        Some(host.stats().in_flight())
+    }
+
     /// Sends a command and waits for its reply; `None` once the writer is
     /// gone, or when called from the writer thread itself (from inside a
     /// factory), where waiting would deadlock.
@@ -244,7 +249,7 @@ impl DaemonRuntime {
         if thread::current().id() == self.inner.writer_thread {
             return None;
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = channel::bounded(1);
         self.inner.commands.send(command(reply)).ok()?;
         answer.recv().ok()
     }
@@ -263,7 +268,7 @@ impl DaemonRuntime {
 impl Inner {
     fn shutdown(&self) {
         self.phase.store(SHUTTING_DOWN, Ordering::Release);
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = channel::bounded(1);
         let sent = self.commands.send(Command::Shutdown(reply)).is_ok();
         // A factory that shuts the runtime down runs on the writer thread,
         // which can neither wait for itself nor join itself; the writer

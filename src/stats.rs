@@ -8,11 +8,12 @@
 //! strategy, so it must not share a line with counters that change on every
 //! delivery.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
+
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::clock::now_ns;
 
 /// Weight of a new latency sample in the EWMA, as a right shift: 1/8.
 const EWMA_SHIFT: u32 = 3;
@@ -32,13 +33,6 @@ const MAX_LOAD: f64 = (1u64 << 40) as f64;
 /// with [`PROBING`] set for the latter.
 const CLOSED: u64 = 0;
 const PROBING: u64 = 1 << 63;
-
-/// Nanoseconds since the first call in this process; never 0.
-pub(crate) fn now_ns() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
-    (base.elapsed().as_nanos() as u64).max(1)
-}
 
 /// Live statistics of one replica, owned by its host and shared by every
 /// roster version that lists it.

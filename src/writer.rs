@@ -7,11 +7,6 @@
 //! sees its effect.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender};
-use dashmap::DashMap;
 
 use crate::daemon::DaemonHostConfig;
 use crate::error::{GroupError, RuntimeError};
@@ -22,12 +17,14 @@ use crate::node_table::{GroupKey, NodeTable};
 use crate::registry::DaemonRegistry;
 use crate::roster::Roster;
 use crate::strategy::Strategy;
+use crate::sync::channel::{Receiver, Sender};
+use crate::sync::{Arc, Map, Publisher};
 
 /// Where a command's answer goes.
 pub(crate) type Reply<T> = Sender<T>;
 
 /// Kind name → factory. Shared with the runtime, which registers into it.
-pub(crate) type Factories = DashMap<String, Arc<Factory>>;
+pub(crate) type Factories = Map<String, Arc<Factory>>;
 
 /// A group's settings, as the writer receives them.
 #[derive(Debug)]
@@ -44,7 +41,7 @@ pub(crate) struct GroupSpec {
 pub(crate) struct Spawned {
     pub(crate) key: GroupKey,
     pub(crate) group_id: u32,
-    pub(crate) roster: Arc<ArcSwap<Roster>>,
+    pub(crate) roster: Arc<Publisher<Roster>>,
 }
 
 /// A change for the writer to apply.
@@ -146,8 +143,7 @@ impl Writer {
         }
         let factory = self
             .factories
-            .get(kind)
-            .map(|f| Arc::clone(&f))
+            .get_cloned(kind.as_str())
             .ok_or_else(|| GroupError::FactoryNotFound(kind.clone()))?;
         if self.seeds.contains(&spec.seed) {
             return Err(GroupError::InvalidConfig(format!(

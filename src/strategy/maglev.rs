@@ -214,7 +214,9 @@ mod build_time {
     #[ignore = "prints build times; run with --release --ignored --nocapture"]
     fn print_build_times() {
         for n in [2u8, 3, 10, 64, 255] {
-            let ms: Vec<(u64, u8)> = (0..n).map(|i| (crate::context::mix64(u64::from(i) + 77), i)).collect();
+            let ms: Vec<(u64, u8)> = (0..n)
+                .map(|i| (crate::context::mix64(u64::from(i) + 77), i))
+                .collect();
             let t = std::time::Instant::now();
             for _ in 0..20 {
                 std::hint::black_box(super::Maglev::build(&ms));

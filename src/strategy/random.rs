@@ -1,11 +1,10 @@
 //! Uniform random choice with a per-router generator: no shared state, no
 //! atomics, so routers on different threads never contend.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use super::rotation::scan_from;
 use crate::context::mix64;
 use crate::roster::Hot;
+use crate::sync::process_counter;
 
 /// xorshift64*: fast and good enough to spread load; not for secrets.
 #[derive(Debug, Clone)]
@@ -14,8 +13,8 @@ pub(crate) struct Rng(u64);
 impl Rng {
     /// A generator seeded from a process-wide counter, so routers differ.
     pub(crate) fn new() -> Self {
-        static SEED: AtomicU64 = AtomicU64::new(0x5eed_0f7e_911c_a5d1);
-        let s = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        process_counter!(SEED = 0x5eed_0f7e_911c_a5d1);
+        let s = SEED.next(0x9e37_79b9_7f4a_7c15);
         Rng(mix64(s) | 1)
     }
 

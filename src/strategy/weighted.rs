@@ -114,7 +114,9 @@ impl AliasTable {
 }
 
 /// Smooth weighted round robin: the next admissible entry of the roster's
-/// schedule (in `zone`, when given).
+/// schedule (in `zone`, when given). Members of weight 0 have no entry: they
+/// are the last resort, taking turns, when no member with a weight admits
+/// the request (tests/regression_weight_zero_member_is_a_last_resort.rs).
 #[inline]
 pub(super) fn next<'r>(
     roster: &'r Roster,
@@ -125,10 +127,25 @@ pub(super) fn next<'r>(
     let hot = roster.hot();
     let schedule = roster.schedule();
     let in_zone = |h: &Hot| zone.is_none_or(|z| h.zone == z) && admit(h);
-    let (at, position) =
-        rotation::scan_positions(schedule, *cursor, |&p| in_zone(&hot[p as usize]))?;
+    if let Some((at, position)) =
+        rotation::scan_positions(schedule, *cursor, |&p| in_zone(&hot[p as usize]))
+    {
+        *cursor = at + 1;
+        return Some(&hot[*position as usize]);
+    }
+    last_resort(hot, cursor, in_zone)
+}
+
+#[cold]
+#[inline(never)]
+fn last_resort<'r>(
+    hot: &'r [Hot],
+    cursor: &mut usize,
+    admit: impl Fn(&Hot) -> bool,
+) -> Option<&'r Hot> {
+    let (at, member) = rotation::scan_positions(hot, *cursor, admit)?;
     *cursor = at + 1;
-    Some(&hot[*position as usize])
+    Some(member)
 }
 
 /// Weighted random: an alias-table draw; when it falls on a member that

@@ -1,0 +1,246 @@
+//! The writer publishing rosters while two readers route (DESIGN 8 and the
+//! data flow): one reader routes through a `Router` (its cached snapshot),
+//! the other through `ReplicaGroup::route_event` (the per-thread cache),
+//! while the main thread asks the writer for a change.
+//!
+//! Checked in every interleaving:
+//! - each reader's roster epoch never decreases;
+//! - every snapshot a reader routes on is exactly a roster the writer
+//!   published whole (its members as the change left them), never a mix;
+//! - a route returns a healthy member of the snapshot it was taken on;
+//! - once the call that removed a member (or failed its node) has returned,
+//!   no route returns it;
+//! - a member a reader routed to can be delivered to, unless a change
+//!   removed it: the registry is updated before the roster that names it is
+//!   published, and after the roster that drops it.
+#![cfg(replica_router_loom)]
+
+use std::collections::BTreeMap;
+
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use loom_tests::support::{config, model, runtime};
+use replica_router::loom_hooks::{route_observed, Observed};
+use replica_router::*;
+
+/// Routes per reader.
+const ROUTES: usize = 3;
+
+/// What one reader saw on one route.
+#[derive(Debug)]
+struct Seen {
+    /// Whether the main thread's change call had returned before the route.
+    after_change: bool,
+    /// The epoch of the roster routed on (for `route_event`: the group's
+    /// epoch read right after routing).
+    epoch: u64,
+    /// The snapshot's members, when the route reports them.
+    members: Option<Vec<MemberInfo>>,
+    routed: Result<u64, GroupError>,
+    /// The delivery's outcome, when the reader delivers.
+    delivered: Option<Result<(), DeliverError>>,
+}
+
+/// Runs one change on the main thread while two readers route `ROUTES`
+/// times each; returns what they saw, with the rosters published before
+/// and after the change.
+fn race(
+    nodes: u64,
+    start: u8,
+    deliver: bool,
+    change: impl FnOnce(&DaemonRuntime, &ReplicaGroup) + 'static,
+) -> (Vec<Vec<Seen>>, Vec<MemberInfo>, Vec<MemberInfo>, u64) {
+    let rt = runtime(nodes);
+    let group = Arc::new(
+        ReplicaGroup::spawn(
+            &rt,
+            "flaky",
+            config(start, 7, Strategy::RoundRobin, DaemonHostConfig::default()),
+        )
+        .unwrap(),
+    );
+    let before = group.replicas();
+    let before_epoch = group.epoch();
+    let changed = Arc::new(AtomicBool::new(false));
+    let ctx = RequestContext::new();
+
+    let with_router = {
+        let (group, changed, rt, ctx) = (
+            Arc::clone(&group),
+            Arc::clone(&changed),
+            rt.clone(),
+            ctx.clone(),
+        );
+        thread::spawn(move || {
+            let mut router = group.router();
+            (0..ROUTES)
+                .map(|_| {
+                    let after_change = changed.load(Ordering::Acquire);
+                    let Observed {
+                        epoch,
+                        members,
+                        routed,
+                    } = route_observed(&mut router, &ctx);
+                    let delivered = (deliver && routed.is_ok()).then(|| {
+                        rt.deliver(*routed.as_ref().unwrap(), &Event::new("x"))
+                            .map(drop)
+                    });
+                    Seen {
+                        after_change,
+                        epoch,
+                        members: Some(members),
+                        routed,
+                        delivered,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let with_route_event = {
+        let (group, changed, rt) = (Arc::clone(&group), Arc::clone(&changed), rt.clone());
+        thread::spawn(move || {
+            (0..ROUTES)
+                .map(|_| {
+                    let after_change = changed.load(Ordering::Acquire);
+                    let routed = group.route_event(&ctx);
+                    let epoch = group.epoch();
+                    let delivered = (deliver && routed.is_ok()).then(|| {
+                        rt.deliver(*routed.as_ref().unwrap(), &Event::new("x"))
+                            .map(drop)
+                    });
+                    Seen {
+                        after_change,
+                        epoch,
+                        members: None,
+                        routed,
+                        delivered,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+
+    change(&rt, &group);
+    changed.store(true, Ordering::Release);
+    let after = group.replicas();
+    let after_epoch = group.epoch();
+    assert_eq!(
+        after_epoch,
+        before_epoch + 1,
+        "one change publishes one roster, before its call returns"
+    );
+
+    let seen = vec![
+        with_router.join().unwrap(),
+        with_route_event.join().unwrap(),
+    ];
+    drop(group);
+    rt.shutdown();
+    (seen, before, after, after_epoch)
+}
+
+/// Checks what the readers saw against the two published rosters; `gone`
+/// are the members that must not be routed to once the change returned.
+fn check(seen: &[Vec<Seen>], before: &[MemberInfo], after: &[MemberInfo], after_epoch: u64) {
+    let published: BTreeMap<u64, &[MemberInfo]> =
+        [(after_epoch - 1, before), (after_epoch, after)].into();
+    let gone: Vec<u64> = before
+        .iter()
+        .filter(|b| {
+            !after
+                .iter()
+                .any(|a| a.origin_hash == b.origin_hash && a.healthy)
+        })
+        .map(|b| b.origin_hash)
+        .collect();
+    for reader in seen {
+        let mut last = 0;
+        for s in reader {
+            assert!(s.epoch >= last, "epoch went back: {reader:?}");
+            last = s.epoch;
+            let roster = published
+                .get(&s.epoch)
+                .unwrap_or_else(|| panic!("epoch {} was never published: {s:?}", s.epoch));
+            if let Some(members) = &s.members {
+                assert_eq!(
+                    members, roster,
+                    "a snapshot differs from the roster published"
+                );
+            }
+            let origin = *s.routed.as_ref().expect("a healthy member is always left");
+            if s.members.is_some() {
+                assert!(
+                    roster.iter().any(|m| m.origin_hash == origin && m.healthy),
+                    "routed to {origin:#x}, not a healthy member of its snapshot: {s:?}"
+                );
+            }
+            if s.after_change {
+                assert!(
+                    !gone.contains(&origin),
+                    "routed to a removed member after the change returned: {s:?}"
+                );
+            }
+            match &s.delivered {
+                None | Some(Ok(())) => {}
+                Some(Err(DeliverError::UnknownOrigin(o))) if gone.contains(o) => {}
+                Some(Err(e)) => panic!("delivery to a routed member failed: {e} ({s:?})"),
+            }
+        }
+    }
+}
+
+/// Growth: the new member is registered before the roster naming it is
+/// published, so every routed member can be delivered to.
+#[test]
+fn growth_publishes_only_registered_members() {
+    model("growth", || {
+        let (seen, before, after, epoch) = race(3, 2, true, |_, group| {
+            group.scale_to(3).unwrap();
+        });
+        assert_eq!((before.len(), after.len()), (2, 3));
+        check(&seen, &before, &after, epoch);
+    });
+}
+
+/// Shrink: once `scale_to` returned, the removed member is never routed to;
+/// until then, a reader may route to it and find it gone at delivery, which
+/// `dispatch` re-routes.
+#[test]
+fn shrink_never_routes_to_removed_member_after_the_call_returns() {
+    model("shrink", || {
+        let (seen, before, after, epoch) = race(2, 2, false, |_, group| {
+            group.scale_to(1).unwrap();
+        });
+        assert_eq!((before.len(), after.len()), (2, 1));
+        check(&seen, &before, &after, epoch);
+    });
+}
+
+/// Node failure with no free node: the member stays, unhealthy, and is
+/// never routed to once `node_failed` returned.
+#[test]
+fn failed_node_member_is_never_routed_after_the_call_returns() {
+    model("failed_node", || {
+        let (seen, before, after, epoch) = race(2, 2, false, |rt, _| {
+            assert_eq!(rt.node_failed(1), Ok(0));
+        });
+        assert!(after.iter().any(|m| !m.healthy));
+        check(&seen, &before, &after, epoch);
+    });
+}
+
+/// Failover with a free node: the member moves with its identity, its
+/// registry entry is swapped in one step, so a member routed to on either
+/// roster can always be delivered to.
+#[test]
+fn failover_keeps_every_routed_member_deliverable() {
+    model("failover", || {
+        let (seen, before, after, epoch) = race(3, 2, true, |rt, _| {
+            assert_eq!(rt.node_failed(1), Ok(1));
+        });
+        assert_eq!(after[0].origin_hash, before[0].origin_hash);
+        assert_ne!(after[0].node_id, before[0].node_id);
+        check(&seen, &before, &after, epoch);
+    });
+}
