@@ -156,18 +156,24 @@ pub(crate) fn timed<I, T>(
     black_box(f(&inputs[0]));
     barrier.wait();
     let mask = inputs.len() - 1;
-    let (ran, waited) = schedstat();
+    let waited = run_queue_wait_ns();
     let start = Instant::now();
     for i in 0..iters as usize {
         black_box(f(black_box(&inputs[i & mask])));
     }
-    let wall = start.elapsed();
-    let (ran_after, waited_after) = schedstat();
+    let end = Instant::now();
+    let wall = end - start;
+    let waited_after = run_queue_wait_ns();
+    SPANS.lock().unwrap().push((start, end));
     let undisturbed = (wall.as_nanos() as u64)
         .saturating_sub(waited_after.saturating_sub(waited))
         .max(1);
+    let waited = waited_after.saturating_sub(waited);
     UNDISTURBED.fetch_max(undisturbed, Ordering::Relaxed);
-    ON_CPU.fetch_add(ran_after.saturating_sub(ran), Ordering::Relaxed);
+    WAITED_PERMILLE.fetch_max(
+        waited * 1000 / (wall.as_nanos() as u64).max(1),
+        Ordering::Relaxed,
+    );
     wall
 }
 
@@ -175,31 +181,70 @@ pub(crate) fn timed<I, T>(
 /// last [`take_undisturbed`]; 0 when none ran.
 static UNDISTURBED: AtomicU64 = AtomicU64::new(0);
 
-/// The time (ns) the timed loops' threads spent on a CPU, summed, since the
-/// last [`take_undisturbed`].
-static ON_CPU: AtomicU64 = AtomicU64::new(0);
+/// The largest share (‰ of its wall time) any timed loop's thread spent
+/// waiting for a CPU, since the last [`take_undisturbed`].
+static WAITED_PERMILLE: AtomicU64 = AtomicU64::new(0);
+
+/// When each timed loop started and ended, since the last [`take_undisturbed`].
+static SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
 
 /// The undisturbed time noted by the [`timed`] loops since the last call: the
 /// slowest thread's wall time minus the time it waited, runnable, for a CPU
 /// (`/proc/thread-self/schedstat`). That wait is what other processes (or an
 /// oversubscribed machine) add; time a thread spends blocked, e.g. parked on
-/// a contended mutex, is not subtracted. `None` when no loop ran. Also the
-/// time the loops' threads were on a CPU, summed: divided by the wall time,
-/// how many CPUs they really had (2 threads on 2 free cores: about 2).
-pub(crate) fn take_undisturbed() -> Option<(Duration, Duration)> {
-    let on_cpu = Duration::from_nanos(ON_CPU.swap(0, Ordering::Relaxed));
+/// a contended mutex, is not subtracted. `None` when no loop ran.
+pub(crate) fn take_undisturbed() -> Option<Undisturbed> {
+    let waited_permille = WAITED_PERMILLE.swap(0, Ordering::Relaxed);
+    let spans = std::mem::take(&mut *SPANS.lock().unwrap());
+    // The share of the whole round during which every thread was in its loop.
+    let overlap = match (
+        spans.iter().map(|s| s.0).min(),
+        spans.iter().map(|s| s.0).max(),
+        spans.iter().map(|s| s.1).min(),
+        spans.iter().map(|s| s.1).max(),
+    ) {
+        (Some(first_start), Some(last_start), Some(first_end), Some(last_end)) => {
+            let all = (last_end - first_start).as_secs_f64();
+            let together = first_end
+                .saturating_duration_since(last_start)
+                .as_secs_f64();
+            if all > 0.0 {
+                together / all
+            } else {
+                1.0
+            }
+        }
+        _ => 1.0,
+    };
     match UNDISTURBED.swap(0, Ordering::Relaxed) {
         0 => None,
-        ns => Some((Duration::from_nanos(ns), on_cpu)),
+        ns => Some(Undisturbed {
+            time: Duration::from_nanos(ns),
+            waited_permille,
+            overlap,
+        }),
     }
 }
 
-/// Nanoseconds this thread has run on a CPU and waited, runnable, for one
-/// (zeros where the kernel does not report them).
-fn schedstat() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let mut fields = stat.split_whitespace().map(|f| f.parse().unwrap_or(0));
-    (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
+/// What [`take_undisturbed`] reports.
+pub(crate) struct Undisturbed {
+    /// The slowest thread's wall time minus its run-queue wait.
+    pub(crate) time: Duration,
+    /// The largest share (‰) of its wall time a thread waited for a CPU.
+    pub(crate) waited_permille: u64,
+    /// The share of the round during which all threads were in their loops
+    /// (1 for one thread).
+    pub(crate) overlap: f64,
+}
+
+/// Nanoseconds this thread has waited, runnable, for a CPU (0 where the
+/// kernel does not report it). Updated whenever the thread gets a CPU back,
+/// so it is exact for waits that have ended.
+fn run_queue_wait_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// One measured benchmark, as the tables read it.
@@ -212,8 +257,8 @@ struct Row {
     ns: f64,
     /// Free-form note (e.g. the change rate a churn thread reached).
     note: String,
-    /// CPUs the timed threads had (on-CPU time ÷ wall time); 0 if unknown.
-    cpus: f64,
+    /// Clean rounds, for a result of an interleaved pass (see [`interleave`]).
+    clean: Option<usize>,
 }
 
 static ROWS: Mutex<Vec<(String, Row)>> = Mutex::new(Vec::new());
@@ -261,7 +306,7 @@ pub(crate) fn measure_n(
         imp: imp.to_owned(),
         ns: last[last.len() / 2],
         note: String::new(),
-        cpus: 0.0,
+        clean: None,
     };
     ROWS.lock().unwrap().push((table.to_owned(), row));
     true
@@ -321,7 +366,7 @@ pub(crate) fn print_ratios(
     let others: Vec<&str> = others.iter().copied().filter(present).collect();
     let shown: Vec<&str> = shown.iter().copied().filter(present).collect();
     let has_notes = rows.iter().any(|r| !r.note.is_empty());
-    let rows_have_cpus = rows.iter().any(|r| r.cpus > 0.0);
+    let has_clean = rows.iter().any(|r| r.clean.is_some());
     // Scenario order as run; variants in order within each.
     let mut order: Vec<(String, String)> = Vec::new();
     let mut cells: BTreeMap<(String, String, String), Row> = BTreeMap::new();
@@ -343,9 +388,8 @@ pub(crate) fn print_ratios(
             let _ = write!(head, " {o} ÷ {b} |");
         }
     }
-    let has_cpus = rows_have_cpus;
-    if has_cpus {
-        let _ = write!(head, " CPUs ({}) |", ours.first().copied().unwrap_or("–"));
+    if has_clean {
+        head.push_str(" clean rounds |");
     }
     if has_notes {
         head.push_str(" notes |");
@@ -369,15 +413,15 @@ pub(crate) fn print_ratios(
                 let _ = write!(line, " {cell} |");
             }
         }
-        if has_cpus {
-            // Our first implementation never blocks, so its threads' time on
-            // a CPU ÷ wall time is how many CPUs the machine gave the round.
-            let cell = ours
-                .first()
-                .and_then(|imp| get(imp))
-                .filter(|r| r.cpus > 0.0)
-                .map_or("–".to_owned(), |r| format!("{:.2}", r.cpus));
-            let _ = write!(line, " {cell} |");
+        if has_clean {
+            let clean = ours
+                .iter()
+                .chain(&others)
+                .filter_map(|imp| get(imp)?.clean)
+                .min()
+                .unwrap_or(0);
+            let flag = if clean < 3 { " (busy: all rounds)" } else { "" };
+            let _ = write!(line, " {clean}{flag} |");
         }
         if has_notes {
             let notes: Vec<String> = ours
@@ -400,8 +444,20 @@ pub(crate) fn interleaving() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// Rounds of an interleaved pass.
+/// Clean rounds an interleaved pass collects per contender.
 pub(crate) const ROUNDS: usize = 9;
+
+/// Rounds an interleaved pass tries before it settles for fewer clean ones.
+const MAX_ROUNDS: usize = 3 * ROUNDS;
+
+/// A round is clean when no timed thread waited for a CPU longer than this
+/// share (‰) of its wall time, and the threads' loops overlapped for at
+/// least [`CLEAN_OVERLAP`] of the round: every thread then had a core
+/// whenever it could run, so `n` threads really ran in parallel.
+const CLEAN_PERMILLE: u64 = 100;
+
+/// See [`CLEAN_PERMILLE`].
+const CLEAN_OVERLAP: f64 = 0.9;
 
 /// One implementation in an interleaved pass: given an iteration count,
 /// runs that many and returns their time.
@@ -454,11 +510,16 @@ pub(crate) fn copy_row(
 
 /// Compares `contenders` in interleaved rounds: each is first calibrated to
 /// take about `round` per call, then every round runs each of them once (the
-/// order rotating from round to round), [`ROUNDS`] rounds in all. Records
-/// each contender's median round (ns per iteration) under `table`, undisturbed
-/// time (see [`take_undisturbed`]), and under `{table}/wall`, wall time. Load
-/// from other processes then falls on every contender alike, which a sequence
-/// of long benchmarks (criterion's) cannot promise on a shared machine.
+/// order rotating from round to round), until each has [`ROUNDS`] clean
+/// rounds (no thread waited for a CPU more than [`CLEAN_PERMILLE`] ‰ of the
+/// time, and the threads' loops overlapped) or [`MAX_ROUNDS`] rounds have run. Records each contender's median
+/// over its clean rounds (over all rounds when fewer than three were clean)
+/// in ns per iteration: under `table` the undisturbed time (see
+/// [`take_undisturbed`]), under `{table}/wall` the wall time. Load from other
+/// processes then falls on every contender alike, which a sequence of long
+/// benchmarks (criterion's) cannot promise on a shared machine, and
+/// multi-threaded rounds in which the threads did not all have a core are
+/// set aside.
 pub(crate) fn interleave(
     table: &str,
     scenario: &str,
@@ -480,19 +541,45 @@ pub(crate) fn interleave(
         iters.push(n);
     }
     let k = contenders.len();
-    let mut samples = vec![Vec::with_capacity(ROUNDS); k];
-    let mut raw = vec![Vec::with_capacity(ROUNDS); k];
-    let mut cpus = vec![Vec::with_capacity(ROUNDS); k];
-    for r in 0..ROUNDS {
+    // Per contender, per round: (undisturbed ns/iter, wall ns/iter, clean).
+    let mut rounds: Vec<Vec<(f64, f64, bool)>> = vec![Vec::new(); k];
+    let clean = |r: &Vec<(f64, f64, bool)>| r.iter().filter(|s| s.2).count();
+    for r in 0..MAX_ROUNDS {
+        if rounds.iter().all(|x| clean(x) >= ROUNDS) {
+            break;
+        }
         for j in 0..k {
             let i = (j + r) % k;
+            if clean(&rounds[i]) >= ROUNDS {
+                continue;
+            }
             take_undisturbed();
             let wall = (contenders[i].run)(iters[i]);
-            let (undisturbed, on_cpu) = take_undisturbed().unwrap_or((wall, Duration::ZERO));
-            samples[i].push(undisturbed.min(wall).as_nanos() as f64 / iters[i] as f64);
-            raw[i].push(wall.as_nanos() as f64 / iters[i] as f64);
-            cpus[i].push(on_cpu.as_secs_f64() / wall.as_secs_f64());
+            let (undisturbed, clean) = match take_undisturbed() {
+                Some(u) => (
+                    u.time.min(wall),
+                    u.waited_permille <= CLEAN_PERMILLE && u.overlap >= CLEAN_OVERLAP,
+                ),
+                None => (wall, true),
+            };
+            let n = iters[i] as f64;
+            rounds[i].push((
+                undisturbed.as_nanos() as f64 / n,
+                wall.as_nanos() as f64 / n,
+                clean,
+            ));
         }
+    }
+    // The clean rounds when there are at least three, else every round.
+    let mut samples = Vec::new();
+    let mut raw = Vec::new();
+    let mut clean_counts = Vec::new();
+    for r in &rounds {
+        let n = clean(r);
+        let kept: Vec<_> = r.iter().filter(|s| s.2 || n < 3).collect();
+        samples.push(kept.iter().map(|s| s.0).collect::<Vec<_>>());
+        raw.push(kept.iter().map(|s| s.1).collect::<Vec<_>>());
+        clean_counts.push(n);
     }
     let debug = std::env::var_os("BENCH_DEBUG").is_some();
     let median = |mut s: Vec<f64>| {
@@ -500,13 +587,12 @@ pub(crate) fn interleave(
         s[s.len() / 2]
     };
     let mut rows = ROWS.lock().unwrap();
-    for (((c, s), w), cpu) in contenders.iter().zip(samples).zip(raw).zip(cpus) {
-        let cpu = median(cpu);
+    for (((c, s), w), n_clean) in contenders.iter().zip(samples).zip(raw).zip(clean_counts) {
         if debug {
             let rounds: Vec<String> = s.iter().map(|ns| format!("{ns:.1}")).collect();
             let walls: Vec<String> = w.iter().map(|ns| format!("{ns:.1}")).collect();
             eprintln!(
-                "{scenario} / {variant} / {}: {} (wall: {})",
+                "{scenario} / {variant} / {}: {} (wall: {}; {n_clean} clean)",
                 c.name,
                 rounds.join(" "),
                 walls.join(" ")
@@ -524,7 +610,7 @@ pub(crate) fn interleave(
                     imp: c.name.clone(),
                     ns,
                     note: String::new(),
-                    cpus: cpu,
+                    clean: Some(n_clean),
                 },
             ));
         }

@@ -7,14 +7,15 @@
 //!   one replica of every group (each replica moves to the one free node,
 //!   keeping its identity), group `on_node_failure` of one group, and
 //!   `scale_to` one up and one down, in a runtime holding that many groups of
-//!   3 round-robin replicas on 4 nodes.
+//!   3 round-robin replicas on 4 nodes; and a command that changes nothing
+//!   (`on_node_recovery` of an unknown node), the cost of the hand-off to the
+//!   writer thread alone.
 //! - `table_build/{3,64,255}_members`: one group with as many nodes as
-//!   members; a member's node alternately reported failed and recovered
-//!   (`on_node_failure` / `on_node_recovery`: no node is free, so the member
-//!   turns unhealthy and healthy again and each call publishes a roster with
-//!   a different healthy set). `ConsistentHash` rebuilds its Maglev table on
-//!   every such change and `RoundRobin` has no table, so the difference of
-//!   the two is the table build time.
+//!   members; member `k mod n`'s node reported failed (timed), then
+//!   recovered (untimed). No node is free, so each failure publishes a roster
+//!   whose healthy set is new (a different member is missing each time):
+//!   `ConsistentHash` builds a Maglev table for it, `RoundRobin` has none, so
+//!   the difference of the two is the table build time.
 //! - memory: a counting global allocator measures the heap bytes retained
 //!   per group (everything: hosts, stats, identities, writer state, registry
 //!   entries, roster), and per roster version (a `Router` pins each group's
@@ -159,6 +160,23 @@ fn failover(c: &mut Criterion) {
         // free node. The report is then withdrawn, so the next round can
         // move it back.
         let g = &handles[0];
+        // A command that changes nothing: the cost of handing a call to the
+        // writer thread and waiting for its reply.
+        measure_n(
+            &mut group,
+            SAMPLES,
+            "writer",
+            "failover",
+            &variant,
+            "round trip (no-op command)",
+            |iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    g.on_node_recovery(u64::MAX);
+                }
+                start.elapsed()
+            },
+        );
         measure_n(
             &mut group,
             SAMPLES,
@@ -218,7 +236,8 @@ fn table_build(c: &mut Criterion) {
         for strategy in [Strategy::RoundRobin, Strategy::ConsistentHash] {
             let runtime = harness::runtime(u64::from(members));
             let g = harness::spawn(&runtime, 0, members, strategy);
-            let node = g.replicas()[0].node_id;
+            let nodes: Vec<u64> = g.replicas().iter().map(|m| m.node_id).collect();
+            let mut k = 0;
             measure_n(
                 &mut group,
                 SAMPLES,
@@ -227,12 +246,22 @@ fn table_build(c: &mut Criterion) {
                 "per change",
                 &format!("{strategy:?}"),
                 |iters| {
-                    let start = Instant::now();
+                    // Each timed failure removes a different member than the
+                    // last one did, so its healthy set matches neither the
+                    // current table nor the one the writer keeps from the
+                    // previous publish: ConsistentHash builds a new table.
+                    // The untimed recovery restores the full set, whose
+                    // table the writer kept.
+                    let mut total = Duration::ZERO;
                     for _ in 0..iters {
+                        let node = nodes[k % nodes.len()];
+                        k += 1;
+                        let start = Instant::now();
                         g.on_node_failure(node).unwrap();
+                        total += start.elapsed();
                         g.on_node_recovery(node);
                     }
-                    start.elapsed() / 2
+                    total
                 },
             );
             drop(g);
@@ -290,6 +319,7 @@ fn main() {
     println!("| operation | 1 group | 100 groups | 10,000 groups |");
     println!("|---|---|---|---|");
     for op in [
+        "round trip (no-op command)",
         "runtime node_failed",
         "group on_node_failure",
         "scale_to +1",

@@ -56,9 +56,10 @@ pub(crate) fn route(
         let snapshot = entry.cache.load();
         Some(strategy::route(strategy, snapshot, ctx, &mut entry.state))
     });
-    match cached {
+    let routed = match cached {
         Ok(Some(result)) => result,
         // The thread is exiting (its locals are gone) or the call re-entered.
         _ => strategy::route(strategy, &roster.load(), ctx, &mut PickState::new()),
-    }
+    };
+    routed.map_err(GroupError::from)
 }

@@ -51,7 +51,7 @@ impl Router {
     #[inline]
     pub fn route(&mut self, ctx: &RequestContext) -> Result<u64, GroupError> {
         let roster = self.cache.load();
-        strategy::route(self.strategy, roster, ctx, &mut self.state)
+        strategy::route(self.strategy, roster, ctx, &mut self.state).map_err(GroupError::from)
     }
 
     /// Routes on the current snapshot and reports it: its epoch and members.
@@ -62,7 +62,8 @@ impl Router {
     ) -> (u64, Vec<crate::MemberInfo>, Result<u64, GroupError>) {
         let roster = self.cache.load();
         let members = roster.members().iter().map(|m| m.info()).collect();
-        let routed = strategy::route(self.strategy, roster, ctx, &mut self.state);
+        let routed =
+            strategy::route(self.strategy, roster, ctx, &mut self.state).map_err(GroupError::from);
         (roster.epoch(), members, routed)
     }
 
@@ -81,7 +82,7 @@ impl Router {
             ..
         } = self;
         dispatch::dispatch(runtime, event, || {
-            strategy::route(*strategy, cache.load(), ctx, state)
+            strategy::route(*strategy, cache.load(), ctx, state).map_err(GroupError::from)
         })
     }
 }

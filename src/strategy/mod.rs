@@ -159,13 +159,18 @@ fn admits(roster: &Roster, hot: &Hot, filter: &Filter<'_>) -> bool {
 /// One function per strategy, each compiled on its own so the common one
 /// stays small; a context without zone or tags (the common case) takes a
 /// path where the only admission check is the circuit.
-#[inline]
+///
+/// The result is register-sized (`NoRoute` is one byte): a 32-byte
+/// `Result<u64, GroupError>` goes back through memory, and reloading it
+/// stalled `route_event` on store forwarding (BENCHMARKS.md, findings).
+/// Callers convert at the public boundary.
+#[inline(always)]
 pub(crate) fn route(
     strategy: Strategy,
     roster: &Roster,
     ctx: &RequestContext,
     state: &mut PickState,
-) -> Result<u64, crate::GroupError> {
+) -> Result<u64, NoRoute> {
     let picked = match strategy {
         Strategy::RoundRobin => route_rotation(roster, ctx, state),
         Strategy::Random => route_random(roster, ctx, state),
@@ -183,8 +188,25 @@ pub(crate) fn route(
     };
     match picked {
         Some(origin_hash) => Ok(origin_hash),
-        None if roster.is_closed() => Err(crate::GroupError::ShuttingDown),
-        None => Err(crate::GroupError::NoHealthyMember),
+        None if roster.is_closed() => Err(NoRoute::ShuttingDown),
+        None => Err(NoRoute::NoHealthyMember),
+    }
+}
+
+/// Why a route found no member; becomes a [`GroupError`](crate::GroupError).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoRoute {
+    NoHealthyMember,
+    ShuttingDown,
+}
+
+impl From<NoRoute> for crate::GroupError {
+    #[inline]
+    fn from(why: NoRoute) -> Self {
+        match why {
+            NoRoute::NoHealthyMember => crate::GroupError::NoHealthyMember,
+            NoRoute::ShuttingDown => crate::GroupError::ShuttingDown,
+        }
     }
 }
 
@@ -199,6 +221,9 @@ fn circuit_admits(hot: &Hot) -> bool {
     hot.stats.routable()
 }
 
+// Inlined into the callers' match: round robin is the common strategy and
+// its plain path is a handful of instructions.
+#[inline]
 fn route_rotation(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
     if is_plain(ctx) {
         return rotation::next(roster.hot(), &mut state.cursor, circuit_admits)
