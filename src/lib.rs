@@ -53,6 +53,22 @@
 //! - [`Strategy`] picks a member per request, using the [`RequestContext`]'s
 //!   routing key, session, zone preference and tag requirements.
 //!
+//! # Performance
+//!
+//! Measured on 2 cores against the design this crate replaces (group state
+//! behind a `parking_lot::Mutex`, routing under the lock), ratios from one
+//! run (`cargo bench --bench route`; BENCHMARKS.md has the tables):
+//!
+//! - [`Router::route`], round robin: 2.5 ns, 0.19× the mutex on one thread
+//!   and 0.03× with two threads routing at once, at 3, 8 and 255 members.
+//! - [`ReplicaGroup::route_event`]: 3.7 ns, 0.29× and 0.04×.
+//! - Consistent hashing: one multiply and one table read, within 2× of
+//!   round robin; the exact-minimum strategies scan every member (about
+//!   150 ns at 255 members).
+//! - A change is a blocking call to the writer: about 60 µs of thread
+//!   hand-off plus its work; `node_failed` of a node hosting replicas of
+//!   10,000 groups takes 13 ms.
+//!
 //! # Limitations
 //!
 //! - A group lives until its runtime shuts down; dropping the handle does not
