@@ -246,20 +246,24 @@ impl GroupState {
     /// Marks the members on `node` unhealthy and re-places each on another
     /// node, keeping its identity. Returns the indices re-placed; members with
     /// no node left stay registered and unhealthy until a recovery or scale
-    /// heals them. Does not publish.
+    /// heals them. Publishes when anything changed.
     pub(crate) fn fail_node(
         &mut self,
         node: u64,
         nodes: &mut NodeTable,
         registry: &DaemonRegistry,
-    ) -> (bool, Vec<u8>) {
+    ) -> Vec<u8> {
         let mut changed = false;
         for slot in self.slots.iter_mut().filter(|s| s.node == node) {
             changed |= slot.healthy;
             slot.healthy = false;
         }
         let replaced = self.heal(nodes, registry);
-        (changed || !replaced.is_empty(), replaced)
+        if changed || !replaced.is_empty() {
+            self.publish(nodes);
+            tracing::info!(group_id = self.group_id, kind = %self.kind, node, ?replaced, "group failed over node");
+        }
+        replaced
     }
 
     /// Whether a slot's node cannot serve it: failed runtime-wide or reported
@@ -339,13 +343,13 @@ impl GroupState {
     /// Re-marks as healthy the members on `node` whose host is still the
     /// registered one, when the node is up for this group. Then re-places
     /// members stuck elsewhere, which may now fit. Returns the number
-    /// re-marked healthy and whether anything changed. Does not publish.
+    /// re-marked healthy; publishes when anything changed.
     pub(crate) fn recover_node(
         &mut self,
         node: u64,
         nodes: &mut NodeTable,
         registry: &DaemonRegistry,
-    ) -> (usize, bool) {
+    ) -> usize {
         let mut marked = 0;
         if !self.node_down(nodes, node) {
             for slot in self
@@ -363,7 +367,11 @@ impl GroupState {
             }
         }
         let moved = self.heal(nodes, registry);
-        (marked, marked > 0 || !moved.is_empty())
+        if marked > 0 || !moved.is_empty() {
+            self.publish(nodes);
+            tracing::info!(group_id = self.group_id, kind = %self.kind, node, marked, "group recovered node");
+        }
+        marked
     }
 
     /// Publishes a new roster built from the slots.

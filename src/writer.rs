@@ -198,12 +198,7 @@ impl Writer {
         if known {
             group.reported_failed.insert(node);
         }
-        let (changed, replaced) = group.fail_node(node, nodes, &registry);
-        if changed {
-            group.publish(nodes);
-            tracing::info!(group_id = group.group_id, kind = %group.kind, node, ?replaced, "group failed over node");
-        }
-        Ok(replaced)
+        Ok(group.fail_node(node, nodes, &registry))
     }
 
     fn group_node_recovery(&mut self, key: GroupKey, node: u64) {
@@ -215,11 +210,7 @@ impl Writer {
             return;
         };
         group.reported_failed.remove(&node);
-        let (marked, changed) = group.recover_node(node, nodes, &registry);
-        if changed {
-            group.publish(nodes);
-            tracing::info!(group_id = group.group_id, kind = %group.kind, node, marked, "group recovered node");
-        }
+        group.recover_node(node, nodes, &registry);
     }
 
     fn add_node(&mut self, node: NodeInfo) -> Result<(), RuntimeError> {
@@ -243,12 +234,7 @@ impl Writer {
             let Some(group) = self.groups.get_mut(&key) else {
                 continue;
             };
-            let (changed, moved) = group.fail_node(node, &mut self.nodes, &self.registry);
-            if changed {
-                group.publish(&self.nodes);
-                tracing::info!(group_id = group.group_id, kind = %group.kind, node, replaced = ?moved, "group failed over node");
-            }
-            replaced += moved.len();
+            replaced += group.fail_node(node, &mut self.nodes, &self.registry).len();
         }
         tracing::info!(node, replaced, "node failed");
         Ok(replaced)
@@ -268,12 +254,7 @@ impl Writer {
             let Some(group) = self.groups.get_mut(&key) else {
                 continue;
             };
-            let (n, changed) = group.recover_node(node, &mut self.nodes, &self.registry);
-            if changed {
-                group.publish(&self.nodes);
-                tracing::info!(group_id = group.group_id, kind = %group.kind, node, marked = n, "group recovered node");
-            }
-            marked += n;
+            marked += group.recover_node(node, &mut self.nodes, &self.registry);
         }
         tracing::info!(node, marked, "node recovered");
         self.heal_stuck();

@@ -38,22 +38,11 @@ fn advance(cursor: &mut usize, position: usize, n: usize) {
     *cursor = if position + 1 >= n { 0 } else { position + 1 };
 }
 
-/// The first admissible member of `set` at or after position `start`
-/// (wrapping), with its position. `start` may be any number: a cursor left
-/// over from a larger roster wraps onto this one.
+/// The first element of `items` at or after position `start` (wrapping)
+/// that `accept` takes, with its position. `start` may be any number: a
+/// cursor left over from a larger roster wraps onto this one.
 #[inline]
-pub(super) fn scan_from(
-    set: &[Hot],
-    start: usize,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<(usize, &Hot)> {
-    scan_positions(set, start, admit)
-}
-
-/// The first element of `items` at or after `start` (wrapping) that `accept`
-/// takes, with its position.
-#[inline]
-pub(super) fn scan_positions<T>(
+pub(super) fn scan_from<T>(
     items: &[T],
     start: usize,
     accept: impl Fn(&T) -> bool,

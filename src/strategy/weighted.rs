@@ -128,24 +128,13 @@ pub(super) fn next<'r>(
     let schedule = roster.schedule();
     let in_zone = |h: &Hot| zone.is_none_or(|z| h.zone == z) && admit(h);
     if let Some((at, position)) =
-        rotation::scan_positions(schedule, *cursor, |&p| in_zone(&hot[p as usize]))
+        rotation::scan_from(schedule, *cursor, |&p| in_zone(&hot[p as usize]))
     {
         *cursor = at + 1;
         return Some(&hot[*position as usize]);
     }
-    last_resort(hot, cursor, in_zone)
-}
-
-#[cold]
-#[inline(never)]
-fn last_resort<'r>(
-    hot: &'r [Hot],
-    cursor: &mut usize,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
-    let (at, member) = rotation::scan_positions(hot, *cursor, admit)?;
-    *cursor = at + 1;
-    Some(member)
+    // The last resort: plain rotation over every qualifying member.
+    rotation::next(hot, cursor, in_zone)
 }
 
 /// Weighted random: an alias-table draw; when it falls on a member that
