@@ -3,31 +3,21 @@
 
 use std::fmt;
 
-/// Hashes a routing key, zone or tag: xxh3, fixed seed, the same on every
-/// machine. blake3 is for identities; per-route hashing must be cheap.
-#[inline]
-pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
-}
-
-/// Spreads a session id over 64 bits (splitmix64's finaliser), so sessions
-/// numbered 1, 2, 3… land on unrelated table slots.
-#[inline]
-pub(crate) fn mix64(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+use crate::hash::{hash_bytes, mix64};
 
 /// A zone or tag named in a context, with its hash precomputed so a route
 /// compares integers.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Label {
-    pub(crate) hash: u64,
+    hash: u64,
     name: Box<str>,
 }
 
 impl Label {
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
     fn new(name: &str) -> Self {
         Label {
             hash: hash_bytes(name.as_bytes()),

@@ -32,6 +32,34 @@ pub enum GroupError {
     /// The runtime is shutting down or has shut down.
     #[error("runtime is shutting down")]
     ShuttingDown,
+    /// A change was asked for from code the writer thread itself runs (a
+    /// daemon factory, `requirements()` or a daemon's `Drop`): waiting there
+    /// for the writer would deadlock, so the change is refused.
+    #[error("a group change was requested from code running on the writer thread (a daemon factory or drop), where it would deadlock")]
+    CalledFromWriter,
+    /// The group was removed ([`ReplicaGroup::remove`](crate::ReplicaGroup::remove)):
+    /// it routes nowhere and takes no change.
+    #[error("the group was removed")]
+    Removed,
+    /// The writer does not know the group (the handle outlived it).
+    #[error("group {0:#010x} is not known to the runtime's writer")]
+    UnknownGroup(u32),
+    /// User code the writer called for this change panicked: the change was
+    /// not made. `call` names the method (`requirements()`, …).
+    #[error("a daemon of kind `{kind}` panicked in {call}: {message}; the change was not made")]
+    DaemonPanicked {
+        /// The daemon kind.
+        kind: String,
+        /// The method that panicked.
+        call: &'static str,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+    /// The runtime's writer thread stopped for a reason other than shutdown:
+    /// no change can be made any more. Routing and delivery on the last
+    /// published rosters go on.
+    #[error("the runtime's writer thread stopped: {0}")]
+    WriterStopped(String),
 }
 
 /// Errors of [`DaemonRuntime`](crate::DaemonRuntime) operations.
@@ -53,6 +81,15 @@ pub enum RuntimeError {
     /// The runtime is shutting down or has shut down.
     #[error("runtime is shutting down")]
     ShuttingDown,
+    /// A change was asked for from code the writer thread itself runs (a
+    /// daemon factory, `requirements()` or a daemon's `Drop`), where waiting
+    /// for the writer would deadlock.
+    #[error("a runtime change was requested from code running on the writer thread (a daemon factory or drop), where it would deadlock")]
+    CalledFromWriter,
+    /// The runtime's writer thread stopped for a reason other than shutdown:
+    /// no change can be made any more.
+    #[error("the runtime's writer thread stopped: {0}")]
+    WriterStopped(String),
 }
 
 /// Errors of [`DaemonRuntime::deliver`](crate::DaemonRuntime::deliver).
@@ -93,6 +130,11 @@ pub enum DeliverError {
     /// The runtime is shutting down or has shut down.
     #[error("runtime is shutting down")]
     ShuttingDown,
+    /// The replica is processing an event on this very thread: a daemon
+    /// delivered to itself (directly or through other daemons). Delivering
+    /// would deadlock, so the event was not processed.
+    #[error("replica {0:#018x} is already processing an event on this thread; a daemon cannot deliver to itself")]
+    Reentrant(u64),
 }
 
 /// Errors a [`MeshDaemon`](crate::MeshDaemon) returns from `process`.
@@ -102,15 +144,4 @@ pub enum DaemonError {
     /// The event could not be processed; the message says why.
     #[error("processing failed: {0}")]
     ProcessFailed(String),
-}
-
-/// Text of a caught panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
 }

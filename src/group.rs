@@ -4,88 +4,18 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::config::ReplicaGroupConfig;
 use crate::context::RequestContext;
-use crate::daemon::DaemonHostConfig;
+use crate::control::{Command, Engine, GroupHandle, GroupRef, Phase, Reply};
 use crate::daemon::Event;
-use crate::dispatch::{self, DispatchError};
 use crate::error::GroupError;
-use crate::node_table::GroupKey;
-use crate::roster::Roster;
-use crate::router::Router;
-use crate::runtime::{DaemonRuntime, Phase};
+use crate::route::{
+    cache, dispatch, DispatchError, GroupHealth, MemberInfo, MemberStats, Roster, Router,
+};
+use crate::runtime::DaemonRuntime;
 use crate::strategy::Strategy;
-use crate::sync::{process_counter, Arc, Publisher};
-use crate::writer::{Command, GroupSpec};
-use crate::{identity::Hex, route_cache};
-
-/// How to spawn a group. Build it as a struct literal.
-///
-/// `Debug` redacts `group_seed`: whoever holds the seed can sign as every replica.
-#[derive(Clone)]
-pub struct ReplicaGroupConfig {
-    /// Number of replicas, 1 to 255.
-    pub replica_count: u8,
-    /// The secret every replica identity derives from.
-    pub group_seed: [u8; 32],
-    /// How routes choose a member.
-    pub lb_strategy: Strategy,
-    /// How each replica's host treats failures.
-    pub host_config: DaemonHostConfig,
-}
-
-impl fmt::Debug for ReplicaGroupConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplicaGroupConfig")
-            .field("replica_count", &self.replica_count)
-            .field("group_seed", &"<redacted>")
-            .field("lb_strategy", &self.lb_strategy)
-            .field("host_config", &self.host_config)
-            .finish()
-    }
-}
-
-/// One member of a group, as [`ReplicaGroup::replicas`] reports it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// The replica's index in the group.
-    pub index: u8,
-    /// The replica's routing address.
-    pub origin_hash: u64,
-    /// The node it is placed on.
-    pub node_id: u64,
-    /// Its ed25519 public key.
-    pub entity_id_bytes: [u8; 32],
-    /// Whether routing may pick it.
-    pub healthy: bool,
-}
-
-impl fmt::Debug for MemberInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemberInfo")
-            .field("index", &self.index)
-            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash))
-            .field("node_id", &self.node_id)
-            .field("entity_id_bytes", &Hex(&self.entity_id_bytes))
-            .field("healthy", &self.healthy)
-            .finish()
-    }
-}
-
-/// A group's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupHealth {
-    /// Every member is healthy.
-    Healthy,
-    /// Some members are healthy.
-    Degraded {
-        /// Healthy members.
-        healthy: u8,
-        /// All members.
-        total: u8,
-    },
-    /// No member is healthy.
-    Dead,
-}
+use crate::sync::atomic::Ordering;
+use crate::sync::{process_counter, Arc, ArcSwap};
 
 /// A replica group: N interchangeable replicas of one daemon kind, each with
 /// a deterministic identity, on distinct nodes.
@@ -95,20 +25,20 @@ pub enum GroupHealth {
 /// the runtime's writer thread; each call returns after the new roster is
 /// published. `Send + Sync`: share it in an `Arc`.
 pub struct ReplicaGroup {
-    runtime: DaemonRuntime,
-    key: GroupKey,
+    engine: Arc<Engine>,
+    group: GroupRef,
+    /// Process-unique, never 0: tags this group in the per-thread route cache.
     uid: u64,
-    group_id: u32,
     kind: Arc<str>,
     strategy: Strategy,
-    roster: Arc<Publisher<Roster>>,
+    roster: Arc<ArcSwap<Roster>>,
 }
 
 impl fmt::Debug for ReplicaGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let roster = self.roster.load();
         f.debug_struct("ReplicaGroup")
-            .field("group_id", &format_args!("{:#010x}", self.group_id))
+            .field("group_id", &format_args!("{:#010x}", self.group.group_id))
             .field("kind", &self.kind)
             .field("strategy", &self.strategy)
             .field("epoch", &roster.epoch())
@@ -131,32 +61,27 @@ impl ReplicaGroup {
         kind: &str,
         config: ReplicaGroupConfig,
     ) -> Result<ReplicaGroup, GroupError> {
-        match runtime.phase() {
+        let engine = runtime.engine();
+        match engine.phase() {
             Phase::Registering => return Err(GroupError::NotReady),
             Phase::ShuttingDown => return Err(GroupError::ShuttingDown),
-            Phase::Ready => {}
+            // A stopped writer answers the call below with its reason.
+            Phase::Ready | Phase::Stopped => {}
         }
-        let strategy = config.lb_strategy;
-        let spec = GroupSpec {
-            kind: kind.to_owned(),
-            seed: config.group_seed,
-            count: config.replica_count,
-            strategy,
-            host_config: config.host_config,
-        };
-        let spawned = runtime
-            .call(|reply| Command::Spawn(spec, reply))
-            .ok_or(GroupError::ShuttingDown)??;
-        process_counter!(UID = 1);
-        Ok(ReplicaGroup {
-            runtime: runtime.clone(),
-            key: spawned.key,
-            uid: UID.next(1),
-            group_id: spawned.group_id,
-            kind: kind.into(),
-            strategy,
-            roster: spawned.roster,
-        })
+        let handle = engine.call(|reply| Command::Spawn(kind.into(), config, reply))??;
+        Ok(ReplicaGroup::new(engine, handle))
+    }
+
+    fn new(engine: &Arc<Engine>, handle: GroupHandle) -> Self {
+        process_counter!(UIDS = 1);
+        ReplicaGroup {
+            engine: Arc::clone(engine),
+            group: handle.group,
+            uid: UIDS.fetch_add(1, Ordering::Relaxed),
+            kind: handle.kind,
+            strategy: handle.strategy,
+            roster: handle.roster,
+        }
     }
 
     /// The daemon kind, pinned at spawn.
@@ -166,7 +91,7 @@ impl ReplicaGroup {
 
     /// The group id: the first 4 bytes (LE) of `blake3::hash(seed)`.
     pub fn group_id(&self) -> u32 {
-        self.group_id
+        self.group.group_id
     }
 
     /// The group's strategy.
@@ -184,12 +109,17 @@ impl ReplicaGroup {
     /// `ShuttingDown` after shutdown.
     #[inline]
     pub fn route_event(&self, ctx: &RequestContext) -> Result<u64, GroupError> {
-        route_cache::route(self.uid, &self.roster, self.strategy, ctx)
+        let routed = cache::with_roster(self.uid, &self.roster, |roster, state| {
+            roster
+                .pick(self.strategy, ctx, state)
+                .map(|candidate| candidate.origin_hash())
+        });
+        routed.map_err(GroupError::from)
     }
 
     /// A per-thread routing handle, for the hottest paths.
     pub fn router(&self) -> Router {
-        Router::new(&self.roster, self.strategy, self.runtime.clone())
+        Router::new(&self.roster, self.strategy)
     }
 
     /// Routes `event`, delivers it, and re-routes when the chosen replica
@@ -222,7 +152,16 @@ impl ReplicaGroup {
         ctx: &RequestContext,
         event: &Event,
     ) -> Result<Vec<Bytes>, DispatchError> {
-        dispatch::dispatch(&self.runtime, event, || self.route_event(ctx))
+        dispatch::dispatch(|| {
+            // The replica is taken out of the per-thread cache before it
+            // processes, so the daemon may route on this thread itself.
+            let replica = cache::with_roster(self.uid, &self.roster, |roster, state| {
+                roster
+                    .pick(self.strategy, ctx, state)
+                    .map(|candidate| Arc::clone(candidate.replica()))
+            })?;
+            Ok(replica.process(event))
+        })
     }
 
     /// Grows or shrinks to `n` replicas. Growth places each new replica on a
@@ -230,26 +169,65 @@ impl ReplicaGroup {
     /// indices first and unregisters them. Members stuck on failed nodes are
     /// re-placed on the way when a node is free. All or nothing.
     pub fn scale_to(&self, n: u8) -> Result<(), GroupError> {
-        self.runtime
-            .call(|reply| Command::Scale(self.key, n, reply))
-            .ok_or(GroupError::ShuttingDown)?
+        self.call(|reply| Command::Scale(self.group, n, reply))
     }
 
     /// Tells the group that `node_id` failed: its members there are marked
     /// unhealthy and re-placed on other nodes with the same identity. Returns
     /// the re-placed indices (empty when the node hosts no member).
     pub fn on_node_failure(&self, node_id: u64) -> Result<Vec<u8>, GroupError> {
-        self.runtime
-            .call(|reply| Command::GroupNodeFailure(self.key, node_id, reply))
-            .ok_or(GroupError::ShuttingDown)?
+        self.call(|reply| Command::GroupNodeFailure(self.group, node_id, reply))
+    }
+
+    /// Removes the group: one writer change that publishes a last, empty
+    /// roster, unregisters every replica (its daemon is dropped) and frees
+    /// the seed, so spawning it again gives the same identities. Once it
+    /// returns, every route (`route_event`, every [`Router`], `dispatch`)
+    /// and every later change on any handle of the group is
+    /// [`GroupError::Removed`], deliveries to its origin hashes are
+    /// [`DeliverError::UnknownOrigin`](crate::DeliverError::UnknownOrigin),
+    /// and node failures no longer touch it. Removing twice is `Removed`.
+    ///
+    /// ```
+    /// # use replica_router::*;
+    /// # struct Echo;
+    /// # impl MeshDaemon for Echo {
+    /// #     fn name(&self) -> &str { "echo" }
+    /// #     fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> { Ok(vec![]) }
+    /// # }
+    /// let runtime = DaemonRuntime::new((1..=3).map(NodeInfo::new));
+    /// runtime.register_factory("echo", || Box::new(Echo)).unwrap();
+    /// runtime.start().unwrap();
+    /// let config = || ReplicaGroupConfig {
+    ///     replica_count: 2, group_seed: [3; 32],
+    ///     lb_strategy: Strategy::RoundRobin, host_config: DaemonHostConfig::default(),
+    /// };
+    /// let group = ReplicaGroup::spawn(&runtime, "echo", config()).unwrap();
+    /// group.remove().unwrap();
+    /// assert_eq!(group.route_event(&RequestContext::new()), Err(GroupError::Removed));
+    /// assert_eq!(group.remove(), Err(GroupError::Removed));
+    /// // The seed is free again: the same identities come back.
+    /// let again = ReplicaGroup::spawn(&runtime, "echo", config()).unwrap();
+    /// assert_eq!(again.group_id(), group.group_id());
+    /// ```
+    pub fn remove(&self) -> Result<(), GroupError> {
+        self.call(|reply| Command::Remove(self.group, reply))
+    }
+
+    /// Every replica's live statistics, ordered by index: in flight,
+    /// processed, errors, latency estimate and circuit state, read from the
+    /// current roster without locks. For dashboards; the `metrics` feature
+    /// exports the same figures.
+    pub fn stats(&self) -> Vec<MemberStats> {
+        self.roster.load().stats()
     }
 
     /// Tells the group that `node_id` is back: members still there whose host
     /// is registered become healthy; members that moved stay where they are.
     pub fn on_node_recovery(&self, node_id: u64) {
-        let _ = self
-            .runtime
-            .call(|reply| Command::GroupNodeRecovery(self.key, node_id, reply));
+        // The contract returns nothing; a group the writer no longer has
+        // (the runtime shut down) has nothing to recover.
+        let _ = self.call(|reply| Command::GroupNodeRecovery(self.group, node_id, reply));
     }
 
     /// `Healthy`, `Degraded { healthy, total }` or `Dead`.
@@ -259,22 +237,17 @@ impl ReplicaGroup {
 
     /// Every member, ordered by index.
     pub fn replicas(&self) -> Vec<MemberInfo> {
-        self.roster
-            .load()
-            .members()
-            .iter()
-            .map(|m| m.info())
-            .collect()
+        self.roster.load().members()
     }
 
     /// Number of members, healthy or not.
     pub fn replica_count(&self) -> u8 {
-        self.roster.load().members().len() as u8
+        self.roster.load().len()
     }
 
     /// Number of healthy members.
     pub fn healthy_count(&self) -> u8 {
-        self.roster.load().hot().len() as u8
+        self.roster.load().healthy_count()
     }
 
     /// Increases on every re-placement of a member.
@@ -285,5 +258,45 @@ impl ReplicaGroup {
     /// Increases on every roster the writer publishes for this group.
     pub fn epoch(&self) -> u64 {
         self.roster.load().epoch()
+    }
+
+    /// Sends a change to the writer and waits for its answer. A removed
+    /// group takes no change: `Removed`, whichever handle removed it.
+    fn call<T>(
+        &self,
+        command: impl FnOnce(Reply<Result<T, GroupError>>) -> Command,
+    ) -> Result<T, GroupError> {
+        if self.roster.load().is_removed() {
+            return Err(GroupError::Removed);
+        }
+        match self.engine.call(command)? {
+            Err(GroupError::UnknownGroup(_)) if self.roster.load().is_removed() => {
+                Err(GroupError::Removed)
+            }
+            answer => answer,
+        }
+    }
+}
+
+/// Finding groups again: a handle can always be had for a live group.
+impl DaemonRuntime {
+    /// A handle to the live group with `group_id`, if there is one (the first
+    /// spawned, in the unlikely case that two seeds share an id). Routes
+    /// through it keep their own rotation, apart from other handles'.
+    pub fn group(&self, group_id: u32) -> Option<ReplicaGroup> {
+        self.groups().into_iter().find(|g| g.group_id() == group_id)
+    }
+
+    /// Handles to every live group, in spawn order; empty once the runtime
+    /// shut down.
+    pub fn groups(&self) -> Vec<ReplicaGroup> {
+        let engine = self.engine();
+        match engine.call(Command::Groups) {
+            Ok(handles) => handles
+                .into_iter()
+                .map(|handle| ReplicaGroup::new(engine, handle))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 }

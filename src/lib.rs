@@ -50,35 +50,54 @@
 //!   `arc_swap`, so routing never takes a lock and never waits for a change.
 //! - Identities come from [`derive_replica_identity`]: the same seed and index
 //!   give the same ed25519 key and origin hash on every machine.
-//! - [`Strategy`] picks a member per request, using the [`RequestContext`]'s
+//! - [`Strategy`] picks a replica per request, using the [`RequestContext`]'s
 //!   routing key, session, zone preference and tag requirements.
+//!
+//! Inside, the code is laid out by role, and imports run one way: the
+//! handles (`runtime.rs`, `group.rs`) → `control/` (the writer thread, the
+//! node table, placement, the registry) → `route/` (rosters, routers, the
+//! per-thread cache, dispatch) → `strategy/` (one file per family, each
+//! owning its table) → `daemon/` (the replica and its live statistics) →
+//! the primitives (`identity`, `node`, `context`, `error`, `hash`, `sync`).
+//!
+//! # Glossary
+//!
+//! - **replica**: one copy of a group's daemon, with an identity derived from
+//!   the group seed and its index, placed on one node. The API reports a
+//!   replica as a [`MemberInfo`] ("member of the group").
+//! - **roster**: the immutable snapshot of a group the writer publishes:
+//!   every replica, their health, and the strategy's table.
+//! - **candidate**: a healthy replica as a strategy sees it in a roster.
+//! - **writer**: the one thread per runtime that applies every change.
+//! - **origin hash**: a replica's 64-bit routing address.
+//! - **node**: a host replicas are placed on; in cluster mode, one router
+//!   process.
 //!
 //! # Performance
 //!
-//! Measured on 2 cores against the design this crate replaces (group state
-//! behind a `parking_lot::Mutex`, routing under the lock), ratios from one
-//! run (`cargo bench --bench route`; BENCHMARKS.md has the tables):
-//!
-//! - [`Router::route`], round robin: 2.5 ns, 0.19× the mutex on one thread
-//!   and 0.03× with two threads routing at once, at 3, 8 and 255 members.
-//! - [`ReplicaGroup::route_event`]: 3.7 ns, 0.29× and 0.04×.
-//! - Consistent hashing: one multiply and one table read, within 2× of
-//!   round robin; the exact-minimum strategies scan every member (about
-//!   150 ns at 255 members).
-//! - A change is a blocking call to the writer: about 60 µs of thread
-//!   hand-off plus its work; `node_failed` of a node hosting replicas of
-//!   10,000 groups takes 13 ms.
+//! A route reads the cached roster (one pointer comparison) and runs the
+//! strategy's pick: round robin and random touch one candidate, the
+//! weighted and consistent-hash strategies read one table entry, the
+//! exact-minimum strategies (`LeastConnections`, `LeastLatency`, …) scan
+//! every healthy replica. A change is a blocking call to the writer thread.
+//! The measured figures, with the commands that produce them, are in
+//! `BENCHMARKS.md` in the repository (`cargo bench --bench route`).
 //!
 //! # Limitations
 //!
-//! - A group lives until its runtime shuts down; dropping the handle does not
-//!   remove its replicas.
-//! - `route_event` caches up to 8 groups per thread; a thread that routes on
-//!   more pays a full snapshot load when it switches to an evicted group. Use
-//!   a [`Router`] per group on such threads.
+//! - A group lives until it is removed ([`ReplicaGroup::remove`]) or its
+//!   runtime shuts down; dropping every handle does not remove it
+//!   ([`DaemonRuntime::groups`] finds it again).
+//! - `route_event` keeps a small per-thread cache: up to 8 groups per thread
+//!   keep their own rotation exactly, whatever their ids; a thread that
+//!   routes on more evicts the least recently used one, which pays one full
+//!   snapshot load and restarts its rotation. Use a [`Router`] per group on
+//!   such threads.
 //! - Calls that change state block until the writer has applied them; calling
-//!   one from inside a daemon factory (which runs on the writer) fails with
-//!   `ShuttingDown` instead of deadlocking.
+//!   one from code the writer runs (a daemon factory) fails with
+//!   [`GroupError::CalledFromWriter`] instead of deadlocking.
+
+#![forbid(unsafe_code)]
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -87,41 +106,73 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "etcd")]
 pub mod cluster;
+mod config;
 mod context;
+mod control;
 mod daemon;
-mod dispatch;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod group;
-mod group_state;
+mod hash;
 mod identity;
 mod node;
-mod node_table;
-mod placement;
-mod registry;
-mod roster;
-mod route_cache;
-mod router;
+mod route;
 mod runtime;
-mod stats;
 mod strategy;
 mod sync;
-mod writer;
 
+pub use config::ReplicaGroupConfig;
 pub use context::RequestContext;
 pub use daemon::{DaemonHostConfig, Event, MeshDaemon};
-pub use dispatch::{DispatchError, MAX_DISPATCH_ATTEMPTS};
 pub use error::{DaemonError, DeliverError, GroupError, RuntimeError};
-pub use group::{GroupHealth, MemberInfo, ReplicaGroup, ReplicaGroupConfig};
+pub use group::ReplicaGroup;
 pub use identity::{derive_replica_identity, ReplicaIdentity};
 pub use node::{CapabilityFilter, NodeInfo, DEFAULT_NODE_WEIGHT};
-pub use router::Router;
+pub use route::{
+    CircuitState, DispatchError, GroupHealth, MemberInfo, MemberStats, Router,
+    MAX_DISPATCH_ATTEMPTS,
+};
 pub use runtime::DaemonRuntime;
 pub use strategy::Strategy;
 
-/// What the loom models in `loom-tests/` reach inside the crate; only under
-/// `--cfg replica_router_loom`.
+/// What the loom models in `loom-tests/` reach inside the crate. Exists only
+/// under `--cfg replica_router_loom`, never in a shipped build.
 #[cfg(replica_router_loom)]
 #[doc(hidden)]
-pub use sync::hooks as loom_hooks;
+pub mod loom_hooks {
+    use std::time::Duration;
+
+    use crate::{DaemonRuntime, GroupError, MemberInfo, RequestContext, Router};
+
+    /// Advances the circuit's mock clock by `by`.
+    pub fn advance_clock(by: Duration) {
+        crate::sync::advance_clock(by);
+    }
+
+    /// The in-flight count of the replica with `origin_hash`, when registered.
+    pub fn in_flight(runtime: &DaemonRuntime, origin_hash: u64) -> Option<u32> {
+        runtime.in_flight_of(origin_hash)
+    }
+
+    /// One route, with the roster snapshot it was taken on.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Observed {
+        /// The snapshot's epoch.
+        pub epoch: u64,
+        /// The snapshot's members, by index.
+        pub members: Vec<MemberInfo>,
+        /// What the route returned.
+        pub routed: Result<u64, GroupError>,
+    }
+
+    /// Routes `ctx` on `router`, reporting the snapshot it routed on.
+    pub fn route_observed(router: &mut Router, ctx: &RequestContext) -> Observed {
+        let (epoch, members, routed) = router.route_observed(ctx);
+        Observed {
+            epoch,
+            members,
+            routed,
+        }
+    }
+}

@@ -5,28 +5,11 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::control::{Command, Engine, Phase, Reply};
 use crate::daemon::{Event, MeshDaemon};
 use crate::error::{DeliverError, RuntimeError};
 use crate::node::NodeInfo;
-use crate::node_table::NodeTable;
-use crate::registry::DaemonRegistry;
-use crate::sync::atomic::{AtomicU8, Ordering};
-use crate::sync::channel::{self, Sender};
-use crate::sync::thread::{self, JoinHandle, ThreadId};
-use crate::sync::{Arc, Mutex};
-use crate::writer::{Command, Factories, Reply, Writer};
-
-const REGISTERING: u8 = 0;
-const READY: u8 = 1;
-const SHUTTING_DOWN: u8 = 2;
-
-/// The lifecycle phase of a runtime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Registering,
-    Ready,
-    ShuttingDown,
-}
+use crate::sync::Arc;
 
 /// Hosts replica groups: knows the nodes, creates daemons from registered
 /// factories, delivers events to them, and runs the writer thread that
@@ -46,24 +29,16 @@ pub(crate) enum Phase {
 /// ```
 #[derive(Clone)]
 pub struct DaemonRuntime {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    phase: AtomicU8,
-    commands: Sender<Command>,
-    registry: Arc<DaemonRegistry>,
-    factories: Arc<Factories>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    writer_thread: ThreadId,
+    engine: Arc<Engine>,
 }
 
 impl fmt::Debug for DaemonRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (replicas, kinds) = self.engine.registered();
         f.debug_struct("DaemonRuntime")
-            .field("phase", &self.phase())
-            .field("replicas", &self.inner.registry.len())
-            .field("kinds", &self.inner.factories.len())
+            .field("phase", &self.engine.phase())
+            .field("replicas", &replicas)
+            .field("kinds", &kinds)
             .finish_non_exhaustive()
     }
 }
@@ -116,29 +91,13 @@ impl DaemonRuntime {
     }
 
     fn build(nodes: impl IntoIterator<Item = NodeInfo>, local_node: Option<u64>) -> DaemonRuntime {
-        let registry = Arc::new(DaemonRegistry::default());
-        let factories = Arc::new(Factories::default());
-        let writer = Writer::new(
-            NodeTable::new(nodes, local_node),
-            Arc::clone(&registry),
-            Arc::clone(&factories),
-        );
-        let (commands, receiver) = channel::unbounded();
-        let handle = thread::Builder::new()
-            .name("replica-router-writer".into())
-            .spawn(move || writer.run(receiver))
-            .expect("spawn the replica-router writer thread");
-        let writer_thread = handle.thread().id();
         DaemonRuntime {
-            inner: Arc::new(Inner {
-                writer_thread,
-                phase: AtomicU8::new(REGISTERING),
-                commands,
-                registry,
-                factories,
-                writer: Mutex::new(Some(handle)),
-            }),
+            engine: Arc::new(Engine::start(nodes, local_node)),
         }
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// Registers the factory for `kind`. Works before and after
@@ -147,52 +106,25 @@ impl DaemonRuntime {
     where
         F: Fn() -> Box<dyn MeshDaemon> + Send + Sync + 'static,
     {
-        if self.phase() == Phase::ShuttingDown {
-            return Err(RuntimeError::ShuttingDown);
-        }
-        if kind.is_empty() {
-            return Err(RuntimeError::InvalidKind(kind.to_owned()));
-        }
-        let factories = &self.inner.factories;
-        if factories.insert_new(kind.to_owned(), Arc::new(f)) {
-            Ok(())
-        } else {
-            Err(RuntimeError::DuplicateKind(kind.to_owned()))
-        }
+        self.engine.register_factory(kind, Arc::new(f))
     }
 
     /// Moves Registering → Ready, after which groups can be spawned.
     /// Starting a ready runtime is a no-op; a shut-down one cannot start.
     pub fn start(&self) -> Result<(), RuntimeError> {
-        match self.inner.phase.compare_exchange(
-            REGISTERING,
-            READY,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) | Err(READY) => Ok(()),
-            Err(_) => Err(RuntimeError::ShuttingDown),
-        }
+        self.engine.make_ready()
     }
 
     /// Whether the runtime is Ready.
     pub fn is_ready(&self) -> bool {
-        self.phase() == Phase::Ready
-    }
-
-    pub(crate) fn phase(&self) -> Phase {
-        match self.inner.phase.load(Ordering::Acquire) {
-            REGISTERING => Phase::Registering,
-            READY => Phase::Ready,
-            _ => Phase::ShuttingDown,
-        }
+        self.engine.phase() == Phase::Ready
     }
 
     /// Moves to ShuttingDown: every group's roster is closed (routes return
     /// `ShuttingDown`), every daemon is unregistered, and the writer thread is
     /// joined. Idempotent.
     pub fn shutdown(&self) {
-        self.inner.shutdown();
+        self.engine.shutdown();
     }
 
     /// Adds a node; members stuck on failed nodes may move to it.
@@ -224,69 +156,22 @@ impl DaemonRuntime {
     /// The replica processes one event at a time; different replicas process
     /// in parallel. The replica's in-flight count covers exactly this call.
     pub fn deliver(&self, origin_hash: u64, event: &Event) -> Result<Vec<Bytes>, DeliverError> {
-        if self.phase() == Phase::ShuttingDown {
-            return Err(DeliverError::ShuttingDown);
-        }
-        let host = self
-            .inner
-            .registry
-            .get(origin_hash)
-            .ok_or(DeliverError::UnknownOrigin(origin_hash))?;
-        host.process(event)
+        self.engine.deliver(origin_hash, event)
     }
 
     /// The in-flight count of a registered replica, for the loom models.
     #[cfg(replica_router_loom)]
     pub(crate) fn in_flight_of(&self, origin_hash: u64) -> Option<u32> {
-        let host = self.inner.registry.get(origin_hash)?;
-        Some(host.stats().in_flight())
-    }
-
-    /// Sends a command and waits for its reply; `None` once the writer is
-    /// gone, or when called from the writer thread itself (from inside a
-    /// factory), where waiting would deadlock.
-    pub(crate) fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Option<T> {
-        if thread::current().id() == self.inner.writer_thread {
-            return None;
-        }
-        let (reply, answer) = channel::bounded(1);
-        self.inner.commands.send(command(reply)).ok()?;
-        answer.recv().ok()
+        self.engine.in_flight_of(origin_hash)
     }
 
     fn runtime_call<T>(
         &self,
         command: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, RuntimeError> {
-        if self.phase() == Phase::ShuttingDown {
+        if self.engine.phase() == Phase::ShuttingDown {
             return Err(RuntimeError::ShuttingDown);
         }
-        self.call(command).ok_or(RuntimeError::ShuttingDown)
-    }
-}
-
-impl Inner {
-    fn shutdown(&self) {
-        self.phase.store(SHUTTING_DOWN, Ordering::Release);
-        let (reply, answer) = channel::bounded(1);
-        let sent = self.commands.send(Command::Shutdown(reply)).is_ok();
-        // A factory that shuts the runtime down runs on the writer thread,
-        // which can neither wait for itself nor join itself; the writer
-        // applies the shutdown right after the current command.
-        if thread::current().id() == self.writer_thread {
-            return;
-        }
-        if sent {
-            let _ = answer.recv();
-        }
-        if let Some(handle) = self.writer.lock().take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.shutdown();
+        Ok(self.engine.call(command)?)
     }
 }

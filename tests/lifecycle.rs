@@ -210,7 +210,7 @@ fn calling_the_runtime_from_a_factory_does_not_deadlock() {
         .lock()
         .unwrap()
         .iter()
-        .all(|r| r == &format!("{:?}", Err::<(), _>(RuntimeError::ShuttingDown))));
+        .all(|r| r == &format!("{:?}", Err::<(), _>(RuntimeError::CalledFromWriter))));
     // The runtime is still fine.
     assert!(rt.is_ready());
     assert!(g.route_event(&RequestContext::new()).is_ok());

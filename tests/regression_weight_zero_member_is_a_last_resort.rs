@@ -1,12 +1,11 @@
 //! Regression (found by the model-based tests, `tests/model.rs`): a member
 //! on a node of weight 0 gets no share of the smooth weighted round-robin
 //! schedule, and `WeightedRoundRobin` and `Adaptive` only ever picked from
-//! that schedule. When such a member was the only one in the preferred zone
-//! they routed out of the zone (DESIGN 12), and when it was the only one
-//! carrying a required tag they returned `NoHealthyMember` although a healthy
-//! member admitted the request (DESIGN 8, 12). Weight 0 means "never
-//! preferred", as in `WeightedRandom` and `WeightedLeastConnections`: a last
-//! resort, not excluded.
+//! that schedule. When it was the only one carrying a required tag they
+//! returned `NoHealthyMember` although a healthy member admitted the request.
+//! Weight 0 means drained: a last resort, not excluded, in every strategy.
+//! A zone preference does not override it (issue 18): a weighted member out
+//! of the zone is taken before a drained one in it.
 
 mod common;
 
@@ -28,29 +27,28 @@ fn origin_on(group: &ReplicaGroup, node: u64) -> u64 {
 }
 
 #[test]
-fn zone_preference_reaches_a_weight_zero_member() {
+fn zone_preference_does_not_pick_a_drained_member_over_a_weighted_one() {
     for (seed, strategy) in (80..).zip(WEIGHTED_SCHEDULES) {
         let rt = runtime_with(vec![
             NodeInfo::new(1).with_zone("z0"),
             NodeInfo::new(2).with_zone("z1").with_weight(0),
         ]);
         let group = ReplicaGroup::spawn(&rt, "echo", config(2, seed, strategy)).unwrap();
-        let local = origin_on(&group, 2);
-        let ctx = RequestContext::new().with_zone("z1");
+        let weighted = origin_on(&group, 1);
         let mut router = group.router();
-        for _ in 0..4 {
-            assert_eq!(group.route_event(&ctx), Ok(local), "{strategy:?}");
-            assert_eq!(router.route(&ctx), Ok(local), "{strategy:?}");
+        for ctx in [RequestContext::new().with_zone("z1"), RequestContext::new()] {
+            for _ in 0..4 {
+                assert_eq!(group.route_event(&ctx), Ok(weighted), "{strategy:?}");
+                assert_eq!(router.route(&ctx), Ok(weighted), "{strategy:?}");
+            }
         }
-        // Without a preference, weight 0 is never preferred.
-        let other = origin_on(&group, 1);
-        for _ in 0..4 {
-            assert_eq!(
-                router.route(&RequestContext::new()),
-                Ok(other),
-                "{strategy:?}"
-            );
-        }
+        // Once the weighted member is gone, the drained one takes the traffic.
+        rt.node_failed(1).unwrap();
+        let drained = origin_on(&group, 2);
+        assert_eq!(
+            router.route(&RequestContext::new().with_zone("z1")),
+            Ok(drained)
+        );
     }
 }
 

@@ -32,6 +32,7 @@ mod local_etcd;
 mod member;
 mod process;
 pub mod schema;
+mod shared;
 mod watcher;
 
 use std::time::Duration;

@@ -7,62 +7,16 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::feed::{Change, Effect, Feed, FeedStats};
+use super::feed::{Feed, FeedStats};
 use super::member::NodeMembership;
 use super::schema::{group_key, GroupIntent};
+use super::shared::Shared;
 use super::{connect, instance_id, tokio_runtime, watcher, ClusterError, ClusterOptions};
 use crate::identity::group_id_of;
 use crate::{DaemonRuntime, NodeInfo, ReplicaGroup, RuntimeError, Strategy};
 
 /// How long `spawn_group` and `scale_group` wait for their own change.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// State the watcher and the API share: the feed, behind a lock that only
-/// changes take (routing never does).
-#[derive(Debug)]
-pub(crate) struct Shared {
-    feed: Mutex<Feed>,
-    applied: Condvar,
-    /// The revision up to which every event under the prefix was applied:
-    /// the last event's, or a later one etcd's progress notification vouches
-    /// for (revisions change outside the prefix too).
-    caught_up: AtomicI64,
-    /// Asks the watcher for a progress notification.
-    pub(crate) progress_wanted: tokio::sync::Notify,
-    reconnects: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn apply(&self, revision: i64, change: Change<'_>) -> Effect {
-        let effect = self.feed.lock().apply(revision, change);
-        self.caught_up.fetch_max(revision, Ordering::AcqRel);
-        self.applied.notify_all();
-        effect
-    }
-
-    /// etcd says every event up to `revision` was sent, and all were applied.
-    pub(crate) fn progressed(&self, revision: i64) {
-        let _feed = self.feed.lock();
-        self.caught_up.fetch_max(revision, Ordering::AcqRel);
-        self.applied.notify_all();
-    }
-
-    fn caught_up(&self) -> i64 {
-        self.caught_up.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn applied_revision(&self) -> i64 {
-        self.feed.lock().stats.applied_revision
-    }
-
-    pub(crate) fn awaits_failure(&self, node: u64) -> bool {
-        self.feed.lock().awaits_failure(node)
-    }
-
-    pub(crate) fn count_reconnect(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Where a process stands: the last revision it applied and a digest of its
 /// rosters at that revision. Processes at the same revision must have equal

@@ -11,8 +11,8 @@ use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, Txn, TxnOp,
 use tokio::sync::watch;
 
 use super::feed::{Change, Effect};
-use super::process::Shared;
 use super::schema::{failed_key, node_key, FailureMarker};
+use super::shared::Shared;
 use super::{connect, ClusterOptions};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(1);

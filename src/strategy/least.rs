@@ -5,8 +5,7 @@
 //!
 //! O(n) in the member count: at 255 members a scan reads 255 stats lines.
 
-use crate::roster::Hot;
-use crate::stats::LOAD_SCALE;
+use super::candidates::Candidate;
 
 /// The admissible member of `set` with the lowest `score`; ties rotate.
 ///
@@ -15,11 +14,11 @@ use crate::stats::LOAD_SCALE;
 /// that checks every member runs only when the winner cannot take it.
 #[inline]
 pub(super) fn lowest<'r, K: PartialOrd + Copy>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     cursor: &mut usize,
-    admit: impl Fn(&Hot) -> bool,
-    score: impl Fn(&Hot) -> K,
-) -> Option<&'r Hot> {
+    admit: impl Fn(&Candidate) -> bool,
+    score: impl Fn(&Candidate) -> K,
+) -> Option<&'r Candidate> {
     let n = set.len();
     if n == 0 {
         return None;
@@ -52,11 +51,11 @@ pub(super) fn lowest<'r, K: PartialOrd + Copy>(
 
 #[inline(never)]
 fn lowest_admissible<K: PartialOrd + Copy>(
-    set: &[Hot],
+    set: &[Candidate],
     start: usize,
-    admit: impl Fn(&Hot) -> bool,
-    score: impl Fn(&Hot) -> K,
-) -> Option<(usize, &Hot)> {
+    admit: impl Fn(&Candidate) -> bool,
+    score: impl Fn(&Candidate) -> K,
+) -> Option<(usize, &Candidate)> {
     let mut best: Option<(usize, K)> = None;
     for j in (start..set.len()).chain(0..start) {
         let hot = &set[j];
@@ -73,17 +72,17 @@ fn lowest_admissible<K: PartialOrd + Copy>(
 
 /// `LeastConnections`: deliveries in flight.
 #[inline]
-pub(super) fn connections(hot: &Hot) -> u32 {
-    hot.stats.in_flight()
+pub(super) fn connections(hot: &Candidate) -> u32 {
+    hot.replica().stats().in_flight()
 }
 
 /// `WeightedLeastConnections`: (in flight + 1) ÷ weight, so that among idle
 /// members the heavier is preferred; weight 0 is never preferred. Compared
 /// exactly, as fractions, so equal ratios tie.
 #[inline]
-pub(super) fn weighted_connections(hot: &Hot) -> Ratio {
+pub(super) fn weighted_connections(hot: &Candidate) -> Ratio {
     Ratio {
-        num: u64::from(hot.stats.in_flight()) + 1,
+        num: u64::from(hot.replica().stats().in_flight()) + 1,
         den: u64::from(hot.weight),
     }
 }
@@ -117,16 +116,16 @@ impl PartialOrd for Ratio {
 /// `LeastLatency`: the latency EWMA, where 0 means "not measured yet", so
 /// members without a measurement are tried first.
 #[inline]
-pub(super) fn latency(hot: &Hot) -> u64 {
-    hot.stats.latency_ewma_ns()
+pub(super) fn latency(hot: &Candidate) -> u64 {
+    hot.replica().stats().latency_ewma_ns()
 }
 
 /// `LeastLoad`: `load + in_flight + 10 × error_rate`, where `load` is the
 /// daemon's own `MeshDaemon::load()` sampled after its last event,
 /// `in_flight` the deliveries under way, and `error_rate` the fraction of
 /// its processed events that failed. All but `in_flight` are combined once
-/// per processed event, so a route adds two numbers per member.
+/// per processed event, so a route adds two numbers per candidate.
 #[inline]
-pub(super) fn load_score(hot: &Hot) -> u64 {
-    hot.stats.load_score() + u64::from(hot.stats.in_flight()) * LOAD_SCALE
+pub(super) fn load_cost(candidate: &Candidate) -> u64 {
+    candidate.replica().stats().load_cost()
 }

@@ -1,23 +1,36 @@
 //! Load-balancing strategies: one short pick function per family, each reading
-//! an immutable [`Roster`] and the members' live statistics.
+//! the immutable [`Pool`] of a roster and the replicas' live statistics.
 //!
-//! Every pick honours the same admission rule (see [`admissible`]): the member
-//! is healthy (it is in the roster's healthy set), its circuit admits traffic,
-//! and its node carries every tag the request requires. A zone preference is
-//! applied on top: the pick runs over the healthy members in that zone first,
-//! then over all healthy members.
+//! Each family owns the table it needs (the consistent-hash lookup, the
+//! weighted schedule, the alias table), built over the candidates by
+//! [`Pool::build`] and kept opaque to the roster, as pingora's
+//! `BackendSelection::build` does.
+//!
+//! Every pick honours the same admission rule (see `admits`): the replica is
+//! a candidate (healthy), its circuit admits traffic, and its node carries
+//! every tag the request requires. A zone preference is applied on top: the
+//! pick runs over the zone's candidates first, then over all of them.
 
 mod adaptive;
+mod candidates;
+mod consistent;
 mod least;
-pub(crate) mod maglev;
+mod pool;
 mod random;
 mod rotation;
-pub(crate) mod weighted;
+mod weighted;
 
 use crate::context::RequestContext;
-use crate::roster::{Hot, Roster};
+use crate::daemon::Replica;
+use crate::sync::Arc;
 
-pub(crate) use random::Rng;
+use candidates::Candidates;
+pub(crate) use candidates::{Candidate, Locale};
+use consistent::SlotTable;
+pub(crate) use pool::Pool;
+use pool::{Tables, Tier};
+pub(crate) use random::fresh_seed;
+use random::Rng;
 
 /// How a group chooses a member for each request.
 ///
@@ -47,9 +60,11 @@ pub enum Strategy {
     WeightedLeastConnections,
     /// Two distinct random members; the one with fewer in flight wins.
     PowerOfTwo,
-    /// Maglev consistent hashing on the routing key, else the session, else
-    /// round robin. Sticky, balanced and minimally disruptive: the table is a
-    /// function of the healthy members' origin hashes alone.
+    /// Consistent hashing on the routing key, else the session, else round
+    /// robin: a small slot table per roster (16 slots per replica), so a
+    /// keyed route is one table read. Sticky, balanced and minimally
+    /// disruptive: losing a replica moves only its keys, restoring it
+    /// restores them, and growing moves only the new replica's share.
     ConsistentHash,
     /// The member with the lowest latency EWMA; members without a
     /// measurement are tried first; ties rotate.
@@ -81,58 +96,84 @@ impl Strategy {
         Strategy::Adaptive,
     ];
 
-    /// Whether the roster must carry a Maglev table for this strategy.
-    pub(crate) fn needs_maglev(self) -> bool {
-        matches!(self, Strategy::ConsistentHash | Strategy::Adaptive)
+    /// The pool this strategy picks from over `healthy` (ascending by
+    /// index) in a group of `group_size` replicas: the candidates and the
+    /// table the strategy needs, per tier.
+    pub(crate) fn pool(self, healthy: &[(Arc<Replica>, &Locale)], group_size: u8) -> Pool {
+        if healthy.iter().all(|(_, l)| l.weight == 0) {
+            // Every weight 0: none is drained in favour of another, and the
+            // weighted strategies count them as equal.
+            return Pool {
+                weighted: self.tier(healthy, group_size),
+                drained: None,
+            };
+        }
+        let (weighted, drained): (Vec<_>, Vec<_>) =
+            healthy.iter().cloned().partition(|(_, l)| l.weight > 0);
+        Pool {
+            weighted: self.tier(&weighted, group_size),
+            drained: (!drained.is_empty()).then(|| Box::new(self.tier(&drained, group_size))),
+        }
     }
 
-    /// Whether the roster must carry a weighted round-robin schedule.
-    pub(crate) fn needs_schedule(self) -> bool {
-        matches!(self, Strategy::WeightedRoundRobin | Strategy::Adaptive)
-    }
-
-    /// Whether the roster must carry an alias table.
-    pub(crate) fn needs_alias(self) -> bool {
-        matches!(self, Strategy::WeightedRandom)
+    fn tier(self, healthy: &[(Arc<Replica>, &Locale)], group_size: u8) -> Tier {
+        let candidates = Candidates::build(healthy);
+        let all = candidates.all();
+        let tables = Tables {
+            slots: match self {
+                Strategy::ConsistentHash | Strategy::Adaptive => SlotTable::build(all, group_size),
+                _ => None,
+            },
+            schedule: match self {
+                Strategy::WeightedRoundRobin | Strategy::Adaptive => weighted::schedule(all),
+                _ => Box::default(),
+            },
+            alias: match self {
+                Strategy::WeightedRandom => weighted::AliasTable::build(all),
+                _ => None,
+            },
+        };
+        Tier { candidates, tables }
     }
 }
 
 /// A router's own mutable state: its rotation cursor and random generator.
 #[derive(Debug, Clone)]
 pub(crate) struct PickState {
-    pub(crate) cursor: usize,
-    pub(crate) rng: Rng,
+    cursor: usize,
+    rng: Rng,
 }
 
 impl PickState {
-    pub(crate) fn new() -> Self {
-        let rng = Rng::new();
-        // Start each router at a different place so many routers spread at once.
+    /// State seeded from `seed`: routers with different seeds start their
+    /// rotation at different places, so many routers spread at once.
+    pub(crate) fn new(seed: u64) -> Self {
+        let rng = Rng::new(seed);
         let cursor = rng.peek() as usize;
         PickState { cursor, rng }
     }
 }
 
-/// The request's tag requirements, resolved against one roster.
+/// The request's tag requirements, resolved against one tier.
 #[derive(Debug)]
-pub(crate) struct Filter<'c> {
-    /// Tag bits a member must carry (see `Hot::tags`).
+struct Filter<'c> {
+    /// Tag bits a candidate must carry (see `Candidate::tags`).
     mask: u64,
-    /// Required tags past the roster's 64 numbered ones (rare), checked on
-    /// the member itself.
+    /// Required tags past the pool's 64 numbered ones (rare), checked on
+    /// the candidate itself.
     unnumbered: &'c [crate::context::Label],
 }
 
 impl<'c> Filter<'c> {
-    /// `None` when a required tag is carried by no healthy member.
+    /// `None` when a required tag is carried by no candidate.
     #[inline]
-    fn new(roster: &Roster, ctx: &'c RequestContext) -> Option<Filter<'c>> {
+    fn new(tier: &Tier, ctx: &'c RequestContext) -> Option<Filter<'c>> {
         let mut filter = Filter {
             mask: 0,
             unnumbered: &[],
         };
         for tag in ctx.tags() {
-            match roster.tag_bit(tag.hash) {
+            match tier.candidates.tag_bit(tag.hash()) {
                 Ok(bit) => filter.mask |= bit,
                 Err(true) => filter.unnumbered = ctx.tags(),
                 Err(false) => return None,
@@ -142,204 +183,255 @@ impl<'c> Filter<'c> {
     }
 }
 
-/// Whether `hot` may take the request right now: it carries the required
-/// tags and its circuit admits traffic.
+/// Whether `candidate` may take the request right now: it carries the
+/// required tags and its circuit admits traffic.
 #[inline]
-fn admits(roster: &Roster, hot: &Hot, filter: &Filter<'_>) -> bool {
-    hot.tags & filter.mask == filter.mask
-        && (filter.unnumbered.is_empty() || {
-            let member = roster.member(hot.index);
-            filter.unnumbered.iter().all(|t| member.has_tag(t.hash))
-        })
-        && hot.stats.routable()
+fn admits(tier: &Tier, candidate: &Candidate, filter: &Filter<'_>) -> bool {
+    candidate.tags & filter.mask == filter.mask
+        && filter
+            .unnumbered
+            .iter()
+            .all(|t| tier.candidates.carries_tag(candidate, t.hash()))
+        && circuit_admits(candidate)
 }
 
-/// Routes `ctx` on `roster`: the chosen member's origin hash, or why none.
+/// Picks a candidate of `pool` for `ctx`, or `None` when none admits it:
+/// a weighted one if any can take it, else a drained one.
 ///
 /// One function per strategy, each compiled on its own so the common one
 /// stays small; a context without zone or tags (the common case) takes a
-/// path where the only admission check is the circuit.
-///
-/// The result is register-sized (`NoRoute` is one byte): a 32-byte
-/// `Result<u64, GroupError>` goes back through memory, and reloading it
-/// stalled `route_event` on store forwarding (BENCHMARKS.md, findings).
-/// Callers convert at the public boundary.
+/// path where the only admission check is the circuit. The result is a
+/// pointer, register-sized: the caller turns `None` into its error.
 #[inline(always)]
-pub(crate) fn route(
+pub(crate) fn pick<'r>(
     strategy: Strategy,
-    roster: &Roster,
+    pool: &'r Pool,
     ctx: &RequestContext,
     state: &mut PickState,
-) -> Result<u64, NoRoute> {
-    let picked = match strategy {
-        Strategy::RoundRobin => route_rotation(roster, ctx, state),
-        Strategy::Random => route_random(roster, ctx, state),
-        Strategy::WeightedRoundRobin => route_weighted_rotation(roster, ctx, state),
-        Strategy::WeightedRandom => route_weighted_random(roster, ctx, state),
-        Strategy::LeastConnections => route_lowest(roster, ctx, state, least::connections),
+) -> Option<&'r Candidate> {
+    match pick_in(strategy, &pool.weighted, ctx, state) {
+        Some(candidate) => Some(candidate),
+        None => pick_drained(strategy, pool, ctx, state),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn pick_drained<'r>(
+    strategy: Strategy,
+    pool: &'r Pool,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
+    pick_in(strategy, pool.drained.as_deref()?, ctx, state)
+}
+
+#[inline(always)]
+fn pick_in<'r>(
+    strategy: Strategy,
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
+    match strategy {
+        Strategy::RoundRobin => pick_rotation(tier, ctx, state),
+        Strategy::Random => pick_random(tier, ctx, state),
+        Strategy::WeightedRoundRobin => pick_weighted_rotation(tier, ctx, state),
+        Strategy::WeightedRandom => pick_weighted_random(tier, ctx, state),
+        Strategy::LeastConnections => pick_lowest(tier, ctx, state, least::connections),
         Strategy::WeightedLeastConnections => {
-            route_lowest(roster, ctx, state, least::weighted_connections)
+            pick_lowest(tier, ctx, state, least::weighted_connections)
         }
-        Strategy::PowerOfTwo => route_power_of_two(roster, ctx, state),
-        Strategy::ConsistentHash => route_consistent(roster, ctx, state),
-        Strategy::LeastLatency => route_lowest(roster, ctx, state, least::latency),
-        Strategy::LeastLoad => route_lowest(roster, ctx, state, least::load_score),
-        Strategy::Adaptive => route_adaptive(roster, ctx, state),
-    };
-    match picked {
-        Some(origin_hash) => Ok(origin_hash),
-        None if roster.is_closed() => Err(NoRoute::ShuttingDown),
-        None => Err(NoRoute::NoHealthyMember),
+        Strategy::PowerOfTwo => pick_power_of_two(tier, ctx, state),
+        Strategy::ConsistentHash => pick_consistent(tier, ctx, state),
+        Strategy::LeastLatency => pick_lowest(tier, ctx, state, least::latency),
+        Strategy::LeastLoad => pick_lowest(tier, ctx, state, least::load_cost),
+        Strategy::Adaptive => pick_adaptive(tier, ctx, state),
     }
 }
 
-/// Why a route found no member; becomes a [`GroupError`](crate::GroupError).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NoRoute {
-    NoHealthyMember,
-    ShuttingDown,
-}
-
-impl From<NoRoute> for crate::GroupError {
-    #[inline]
-    fn from(why: NoRoute) -> Self {
-        match why {
-            NoRoute::NoHealthyMember => crate::GroupError::NoHealthyMember,
-            NoRoute::ShuttingDown => crate::GroupError::ShuttingDown,
-        }
-    }
-}
-
-/// Whether the context asks for nothing but a member.
+/// Whether the context asks for nothing but a replica.
 #[inline(always)]
 fn is_plain(ctx: &RequestContext) -> bool {
     ctx.zone().is_none() && ctx.tags().is_empty()
 }
 
 #[inline(always)]
-fn circuit_admits(hot: &Hot) -> bool {
-    hot.stats.routable()
+fn circuit_admits(candidate: &Candidate) -> bool {
+    candidate.replica().stats().routable()
 }
 
 // Inlined into the callers' match: round robin is the common strategy and
 // its plain path is a handful of instructions.
 #[inline]
-fn route_rotation(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+fn pick_rotation<'r>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return rotation::next(roster.hot(), &mut state.cursor, circuit_admits)
-            .map(|h| h.origin_hash);
+        return rotation::next(tier.candidates.all(), &mut state.cursor, circuit_admits);
     }
-    pick_filtered(roster, ctx, |set, _, admit| {
+    pick_filtered(tier, ctx, |set, _, admit| {
         rotation::next(set, &mut state.cursor, admit)
     })
 }
 
-fn route_random(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+fn pick_random<'r>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return random::uniform(roster.hot(), &mut state.rng, circuit_admits)
-            .map(|h| h.origin_hash);
+        return random::uniform(tier.candidates.all(), &mut state.rng, circuit_admits);
     }
-    pick_filtered(roster, ctx, |set, _, admit| {
+    pick_filtered(tier, ctx, |set, _, admit| {
         random::uniform(set, &mut state.rng, admit)
     })
 }
 
-fn route_weighted_rotation(
-    roster: &Roster,
+fn pick_weighted_rotation<'r>(
+    tier: &'r Tier,
     ctx: &RequestContext,
     state: &mut PickState,
-) -> Option<u64> {
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return weighted::next(roster, None, &mut state.cursor, circuit_admits)
-            .map(|h| h.origin_hash);
+        return weighted::next(
+            &tier.tables.schedule,
+            tier.candidates.all(),
+            None,
+            &mut state.cursor,
+            circuit_admits,
+        );
     }
-    pick_filtered(roster, ctx, |_, zone, admit| {
-        weighted::next(roster, zone, &mut state.cursor, admit)
+    pick_filtered(tier, ctx, |_, zone, admit| {
+        weighted::next(
+            &tier.tables.schedule,
+            tier.candidates.all(),
+            zone,
+            &mut state.cursor,
+            admit,
+        )
     })
 }
 
-fn route_weighted_random(
-    roster: &Roster,
+fn pick_weighted_random<'r>(
+    tier: &'r Tier,
     ctx: &RequestContext,
     state: &mut PickState,
-) -> Option<u64> {
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return weighted::draw(roster, roster.hot(), None, &mut state.rng, circuit_admits)
-            .map(|h| h.origin_hash);
+        let all = tier.candidates.all();
+        return weighted::draw(
+            tier.tables.alias.as_ref(),
+            all,
+            all,
+            None,
+            &mut state.rng,
+            circuit_admits,
+        );
     }
-    pick_filtered(roster, ctx, |set, zone, admit| {
-        weighted::draw(roster, set, zone, &mut state.rng, admit)
+    pick_filtered(tier, ctx, |set, zone, admit| {
+        let alias = tier.tables.alias.as_ref();
+        weighted::draw(
+            alias,
+            tier.candidates.all(),
+            set,
+            zone,
+            &mut state.rng,
+            admit,
+        )
     })
 }
 
-fn route_lowest<K: PartialOrd + Copy>(
-    roster: &Roster,
+fn pick_lowest<'r, K: PartialOrd + Copy>(
+    tier: &'r Tier,
     ctx: &RequestContext,
     state: &mut PickState,
-    score: impl Fn(&Hot) -> K + Copy,
-) -> Option<u64> {
+    score: impl Fn(&Candidate) -> K + Copy,
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return least::lowest(roster.hot(), &mut state.cursor, circuit_admits, score)
-            .map(|h| h.origin_hash);
+        return least::lowest(
+            tier.candidates.all(),
+            &mut state.cursor,
+            circuit_admits,
+            score,
+        );
     }
-    pick_filtered(roster, ctx, |set, _, admit| {
+    pick_filtered(tier, ctx, |set, _, admit| {
         least::lowest(set, &mut state.cursor, admit, score)
     })
 }
 
-fn route_power_of_two(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+fn pick_power_of_two<'r>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
     if is_plain(ctx) {
-        return random::power_of_two(roster.hot(), &mut state.rng, circuit_admits)
-            .map(|h| h.origin_hash);
+        return random::power_of_two(tier.candidates.all(), &mut state.rng, circuit_admits);
     }
-    pick_filtered(roster, ctx, |set, _, admit| {
+    pick_filtered(tier, ctx, |set, _, admit| {
         random::power_of_two(set, &mut state.rng, admit)
     })
 }
 
-fn route_consistent(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+fn pick_consistent<'r>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
     let Some(key) = ctx.routing_key_hash() else {
-        return route_rotation(roster, ctx, state);
+        return pick_rotation(tier, ctx, state);
     };
+    let table = tier.tables.slots.as_ref()?;
+    let all = tier.candidates.all();
     if is_plain(ctx) {
-        return maglev::keyed(roster, roster.hot(), None, key, circuit_admits)
-            .map(|h| h.origin_hash);
+        return consistent::keyed(table, all, all, None, key, circuit_admits);
     }
-    pick_filtered(roster, ctx, |set, zone, admit| {
-        maglev::keyed(roster, set, zone, key, admit)
+    pick_filtered(tier, ctx, |set, zone, admit| {
+        consistent::keyed(table, all, set, zone, key, admit)
     })
 }
 
-fn route_adaptive(roster: &Roster, ctx: &RequestContext, state: &mut PickState) -> Option<u64> {
+fn pick_adaptive<'r>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+) -> Option<&'r Candidate> {
     if ctx.routing_key_hash().is_some() {
-        return route_consistent(roster, ctx, state);
+        return pick_consistent(tier, ctx, state);
     }
     let PickState { cursor, rng } = state;
+    let (schedule, all) = (&tier.tables.schedule, tier.candidates.all());
     if is_plain(ctx) {
-        return adaptive::pick(roster, roster.hot(), None, cursor, rng, circuit_admits)
-            .map(|h| h.origin_hash);
+        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits);
     }
-    pick_filtered(roster, ctx, |set, zone, admit| {
-        adaptive::pick(roster, set, zone, cursor, rng, admit)
+    pick_filtered(tier, ctx, |set, zone, admit| {
+        adaptive::pick(schedule, all, set, zone, cursor, rng, admit)
     })
 }
 
 /// Applies the context's tag requirements and zone preference around `pick`:
-/// first among the healthy members of the zone, then among all.
+/// first among the zone's candidates, then among all.
 #[inline(never)]
 fn pick_filtered<'r>(
-    roster: &'r Roster,
+    tier: &'r Tier,
     ctx: &RequestContext,
-    mut pick: impl FnMut(&'r [Hot], Option<u8>, &dyn Fn(&Hot) -> bool) -> Option<&'r Hot>,
-) -> Option<u64> {
-    let filter = Filter::new(roster, ctx)?;
-    let admit = |h: &Hot| admits(roster, h, &filter);
+    mut pick: impl FnMut(
+        &'r [Candidate],
+        Option<u8>,
+        &dyn Fn(&Candidate) -> bool,
+    ) -> Option<&'r Candidate>,
+) -> Option<&'r Candidate> {
+    let filter = Filter::new(tier, ctx)?;
+    let admit = |c: &Candidate| admits(tier, c, &filter);
     if let Some(zone) = ctx.zone() {
-        if let Some((z, local)) = roster.zone(zone.hash) {
-            if let Some(hot) = pick(local, Some(z), &admit) {
-                return Some(hot.origin_hash);
+        if let Some((z, local)) = tier.candidates.zone(zone.hash()) {
+            if let Some(candidate) = pick(local, Some(z), &admit) {
+                return Some(candidate);
             }
         }
     }
-    pick(roster.hot(), None, &admit).map(|h| h.origin_hash)
+    pick(tier.candidates.all(), None, &admit)
 }

@@ -1,21 +1,27 @@
 //! Uniform random choice with a per-router generator: no shared state, no
 //! atomics, so routers on different threads never contend.
 
+use super::candidates::Candidate;
 use super::rotation::scan_from;
-use crate::context::mix64;
-use crate::roster::Hot;
+use crate::hash::mix64;
 use crate::sync::process_counter;
 
+/// A seed no other call in this process got: one process-wide increment.
+pub(crate) fn fresh_seed() -> u64 {
+    process_counter!(SEEDS = 0x5eed_0f7e_911c_a5d1);
+    SEEDS.fetch_add(
+        0x9e37_79b9_7f4a_7c15,
+        crate::sync::atomic::Ordering::Relaxed,
+    )
+}
 /// xorshift64*: fast and good enough to spread load; not for secrets.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
-    /// A generator seeded from a process-wide counter, so routers differ.
-    pub(crate) fn new() -> Self {
-        process_counter!(SEED = 0x5eed_0f7e_911c_a5d1);
-        let s = SEED.next(0x9e37_79b9_7f4a_7c15);
-        Rng(mix64(s) | 1)
+    /// A generator seeded from `seed` (any value).
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(mix64(seed) | 1)
     }
 
     /// The next value without advancing.
@@ -44,10 +50,10 @@ impl Rng {
 /// first admissible member from there.
 #[inline(always)]
 pub(super) fn uniform<'r>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     rng: &mut Rng,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
     if set.is_empty() {
         return None;
     }
@@ -64,16 +70,18 @@ pub(super) fn uniform<'r>(
 /// When neither is admissible, the first admissible member after the first.
 #[inline]
 pub(super) fn power_of_two<'r>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     rng: &mut Rng,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
     let (a, b) = two_distinct(set, rng)?;
     let Some(b) = b else {
         return admit(a).then_some(a);
     };
     match (admit(a), admit(b)) {
-        (true, true) if b.stats.in_flight() < a.stats.in_flight() => Some(b),
+        (true, true) if b.replica().stats().in_flight() < a.replica().stats().in_flight() => {
+            Some(b)
+        }
         (true, _) => Some(a),
         (false, true) => Some(b),
         (false, false) => {
@@ -86,9 +94,9 @@ pub(super) fn power_of_two<'r>(
 /// Two distinct uniformly random members (one when the set has one).
 #[inline]
 pub(super) fn two_distinct<'r>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     rng: &mut Rng,
-) -> Option<(&'r Hot, Option<&'r Hot>)> {
+) -> Option<(&'r Candidate, Option<&'r Candidate>)> {
     let n = set.len();
     if n < 2 {
         return set.first().map(|a| (a, None));

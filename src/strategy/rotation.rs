@@ -1,15 +1,15 @@
 //! Round robin: each router walks the candidate set one step per route,
 //! skipping members that are not admissible.
 
-use crate::roster::Hot;
+use super::candidates::Candidate;
 
 /// The next admissible member of `set` at or after `cursor`; advances it.
 #[inline(always)]
 pub(super) fn next<'r>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     cursor: &mut usize,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
     // The common case, kept small so it needs few registers: the member
     // under the cursor takes it.
     if let Some(hot) = set.get(*cursor) {
@@ -23,10 +23,10 @@ pub(super) fn next<'r>(
 
 #[inline(never)]
 fn next_scan<'r>(
-    set: &'r [Hot],
+    set: &'r [Candidate],
     cursor: &mut usize,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
     let (position, hot) = scan_from(set, *cursor, admit)?;
     advance(cursor, position, set.len());
     Some(hot)
@@ -40,7 +40,7 @@ fn advance(cursor: &mut usize, position: usize, n: usize) {
 
 /// The first element of `items` at or after position `start` (wrapping)
 /// that `accept` takes, with its position. `start` may be any number: a
-/// cursor left over from a larger roster wraps onto this one.
+/// cursor left over from a larger pool wraps onto this one.
 #[inline]
 pub(super) fn scan_from<T>(
     items: &[T],

@@ -1,9 +1,9 @@
 //! Weighted strategies over node weights, with tables the writer precomputes
-//! in each roster: a smooth weighted round-robin schedule and an alias table.
+//! in each pool: a smooth weighted round-robin schedule and an alias table.
 
+use super::candidates::Candidate;
 use super::random::Rng;
 use super::rotation;
-use crate::roster::{Hot, Roster};
 
 /// Longest schedule the writer builds. Weights are divided by their gcd; if
 /// the cycle is still longer, they are scaled down to fit (each keeps at
@@ -12,7 +12,7 @@ use crate::roster::{Hot, Roster};
 const MAX_CYCLE: u64 = 16_384;
 
 /// Effective weights: node weights, or all 1 when every weight is 0.
-fn weights(hot: &[Hot]) -> Vec<u64> {
+fn weights(hot: &[Candidate]) -> Vec<u64> {
     if hot.iter().all(|h| h.weight == 0) {
         vec![1; hot.len()]
     } else {
@@ -32,7 +32,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// gains its weight, the leader is chosen and pays the total), as positions
 /// in `hot`. Over a cycle each member appears exactly weight ÷ gcd times, and
 /// heavy members are interleaved with light ones rather than bunched.
-pub(crate) fn schedule(hot: &[Hot]) -> Box<[u8]> {
+pub(super) fn schedule(hot: &[Candidate]) -> Box<[u8]> {
     let mut w = weights(hot);
     let g = w.iter().copied().filter(|&x| x > 0).fold(0, gcd).max(1);
     w.iter_mut().for_each(|x| *x /= g);
@@ -61,7 +61,7 @@ pub(crate) fn schedule(hot: &[Hot]) -> Box<[u8]> {
 
 /// Walker's alias table (Vose's construction): O(1) weighted draws.
 #[derive(Debug, Clone)]
-pub(crate) struct AliasTable {
+pub(super) struct AliasTable {
     /// Per column: probability (scaled to 2^32) of keeping the column.
     keep: Box<[u64]>,
     /// Per column: the position drawn otherwise.
@@ -69,7 +69,7 @@ pub(crate) struct AliasTable {
 }
 
 impl AliasTable {
-    pub(crate) fn build(hot: &[Hot]) -> Option<AliasTable> {
+    pub(super) fn build(hot: &[Candidate]) -> Option<AliasTable> {
         let n = hot.len();
         if n == 0 {
             return None;
@@ -103,7 +103,7 @@ impl AliasTable {
 
     /// A position drawn in proportion to its weight.
     #[inline]
-    pub(crate) fn draw(&self, rng: &mut Rng) -> usize {
+    pub(super) fn draw(&self, rng: &mut Rng) -> usize {
         let column = rng.below(self.keep.len());
         if rng.next_u64() >> 32 < self.keep[column] {
             column
@@ -113,20 +113,20 @@ impl AliasTable {
     }
 }
 
-/// Smooth weighted round robin: the next admissible entry of the roster's
+/// Smooth weighted round robin: the next admissible entry of the pool's
 /// schedule (in `zone`, when given). Members of weight 0 have no entry: they
 /// are the last resort, taking turns, when no member with a weight admits
 /// the request (tests/regression_weight_zero_member_is_a_last_resort.rs).
 #[inline]
 pub(super) fn next<'r>(
-    roster: &'r Roster,
+    schedule: &[u8],
+    all: &'r [Candidate],
     zone: Option<u8>,
     cursor: &mut usize,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
-    let hot = roster.hot();
-    let schedule = roster.schedule();
-    let in_zone = |h: &Hot| zone.is_none_or(|z| h.zone == z) && admit(h);
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
+    let hot = all;
+    let in_zone = |h: &Candidate| zone.is_none_or(|z| h.zone == z) && admit(h);
     if let Some((at, position)) =
         rotation::scan_from(schedule, *cursor, |&p| in_zone(&hot[p as usize]))
     {
@@ -142,19 +142,20 @@ pub(super) fn next<'r>(
 /// the admissible members of `set`.
 #[inline]
 pub(super) fn draw<'r>(
-    roster: &'r Roster,
-    set: &'r [Hot],
+    alias: Option<&AliasTable>,
+    all: &'r [Candidate],
+    set: &'r [Candidate],
     zone: Option<u8>,
     rng: &mut Rng,
-    admit: impl Fn(&Hot) -> bool,
-) -> Option<&'r Hot> {
-    if let Some(table) = roster.alias() {
-        let hot = &roster.hot()[table.draw(rng)];
+    admit: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
+    if let Some(table) = alias {
+        let hot = &all[table.draw(rng)];
         if zone.is_none_or(|z| hot.zone == z) && admit(hot) {
             return Some(hot);
         }
     }
-    let weight = |h: &Hot| u64::from(h.weight.max(1));
+    let weight = |h: &Candidate| u64::from(h.weight.max(1));
     let total: u64 = set.iter().filter(|h| admit(h)).map(weight).sum();
     if total == 0 {
         return None;

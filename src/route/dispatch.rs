@@ -4,9 +4,8 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::daemon::Event;
+use super::roster::NoRoute;
 use crate::error::{DeliverError, GroupError};
-use crate::runtime::DaemonRuntime;
 
 /// How many times `dispatch` routes one event before giving up: the first
 /// route and up to three re-routes.
@@ -24,10 +23,11 @@ pub enum DispatchError {
     /// event was processed once and is not retried.
     #[error("event failed: {0}")]
     Failed(DeliverError),
-    /// Every replica chosen vanished before delivery (removed, or its circuit
-    /// opened) `attempts` times in a row; the event was not processed.
+    /// Every replica chosen could not take the event (it was removed, its
+    /// circuit opened, or it is the daemon dispatching on this very thread)
+    /// `attempts` times in a row; the event was not processed.
     #[error(
-        "event not delivered: {attempts} replicas chosen in a row vanished first; last: {last}"
+        "event not delivered: {attempts} replicas chosen in a row could not take it; last: {last}"
     )]
     Exhausted {
         /// Routes tried.
@@ -56,26 +56,31 @@ impl DispatchError {
     }
 }
 
-/// Routes with `route` and delivers, re-routing while the chosen replica
-/// vanished between the two. Every outcome says whether the event was
-/// processed: exactly once by a live member, or not at all.
+/// Runs `attempt` (one route, and a delivery to the replica it chose) until
+/// the event is processed or cannot be: it re-routes while the chosen
+/// replica vanished between the route and the delivery. Every outcome says
+/// whether the event was processed: exactly once by a live replica, or not
+/// at all.
 pub(crate) fn dispatch(
-    runtime: &DaemonRuntime,
-    event: &Event,
-    mut route: impl FnMut() -> Result<u64, GroupError>,
+    mut attempt: impl FnMut() -> Result<Result<Vec<Bytes>, DeliverError>, NoRoute>,
 ) -> Result<Vec<Bytes>, DispatchError> {
     let mut attempts = 0;
     loop {
-        let origin = match route() {
-            Ok(origin) => origin,
-            Err(GroupError::ShuttingDown) => return Err(DispatchError::ShuttingDown),
-            Err(e) => return Err(DispatchError::Route(e)),
+        let delivered = match attempt() {
+            Ok(delivered) => delivered,
+            Err(NoRoute::ShuttingDown) => return Err(DispatchError::ShuttingDown),
+            Err(why) => return Err(DispatchError::Route(GroupError::from(why))),
         };
         attempts += 1;
-        match runtime.deliver(origin, event) {
+        match delivered {
             Ok(outputs) => return Ok(outputs),
-            // Not processed: the replica left (or is resting) after the route.
-            Err(last @ (DeliverError::UnknownOrigin(_) | DeliverError::CircuitOpen(_))) => {
+            // Not processed: the replica left (or is resting) after the
+            // route, or it is the daemon dispatching right now on this thread.
+            Err(
+                last @ (DeliverError::UnknownOrigin(_)
+                | DeliverError::CircuitOpen(_)
+                | DeliverError::Reentrant(_)),
+            ) => {
                 if attempts >= MAX_DISPATCH_ATTEMPTS {
                     return Err(DispatchError::Exhausted { attempts, last });
                 }

@@ -8,54 +8,62 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::daemon::DaemonHostConfig;
+use super::factories::Factories;
+use super::group_state::GroupState;
+use super::node_table::{GroupKey, NodeTable};
+use super::registry::Registry;
+use crate::config::ReplicaGroupConfig;
 use crate::error::{GroupError, RuntimeError};
-use crate::group_state::{Factory, GroupState, SpawnPlan};
 use crate::identity::group_id_of;
 use crate::node::NodeInfo;
-use crate::node_table::{GroupKey, NodeTable};
-use crate::registry::DaemonRegistry;
-use crate::roster::Roster;
+use crate::route::Roster;
 use crate::strategy::Strategy;
 use crate::sync::channel::{Receiver, Sender};
-use crate::sync::{Arc, Map, Publisher};
+use crate::sync::{Arc, ArcSwap};
 
 /// Where a command's answer goes.
 pub(crate) type Reply<T> = Sender<T>;
 
-/// Kind name → factory. Shared with the runtime, which registers into it.
-pub(crate) type Factories = Map<String, Arc<Factory>>;
-
-/// A group's settings, as the writer receives them.
-#[derive(Debug)]
-pub(crate) struct GroupSpec {
-    pub(crate) kind: String,
-    pub(crate) seed: [u8; 32],
-    pub(crate) count: u8,
-    pub(crate) strategy: Strategy,
-    pub(crate) host_config: DaemonHostConfig,
-}
-
-/// What a successful spawn hands back to the caller.
-#[derive(Debug)]
-pub(crate) struct Spawned {
+/// A group as a command names it: the writer's key, and the public id for
+/// the errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupRef {
     pub(crate) key: GroupKey,
     pub(crate) group_id: u32,
-    pub(crate) roster: Arc<Publisher<Roster>>,
+}
+
+/// What a handle to a group holds: how commands name it, its pinned kind
+/// and strategy, and where its rosters are published.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupHandle {
+    pub(crate) group: GroupRef,
+    pub(crate) kind: Arc<str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) roster: Arc<ArcSwap<Roster>>,
 }
 
 /// A change for the writer to apply.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Spawn(GroupSpec, Reply<Result<Spawned, GroupError>>),
-    Scale(GroupKey, u8, Reply<Result<(), GroupError>>),
-    GroupNodeFailure(GroupKey, u64, Reply<Result<Vec<u8>, GroupError>>),
-    GroupNodeRecovery(GroupKey, u64, Reply<()>),
+    Spawn(
+        Arc<str>,
+        ReplicaGroupConfig,
+        Reply<Result<GroupHandle, GroupError>>,
+    ),
+    Scale(GroupRef, u8, Reply<Result<(), GroupError>>),
+    Remove(GroupRef, Reply<Result<(), GroupError>>),
+    /// Every live group, in spawn order.
+    Groups(Reply<Vec<GroupHandle>>),
+    GroupNodeFailure(GroupRef, u64, Reply<Result<Vec<u8>, GroupError>>),
+    GroupNodeRecovery(GroupRef, u64, Reply<Result<(), GroupError>>),
     AddNode(NodeInfo, Reply<Result<(), RuntimeError>>),
     NodeFailed(u64, Reply<Result<usize, RuntimeError>>),
     NodeRecovered(u64, Reply<Result<usize, RuntimeError>>),
     Digest(Reply<u64>),
     Shutdown(Reply<()>),
+    /// Makes the writer panic, as a bug of its own would.
+    #[cfg(test)]
+    Crash,
 }
 
 /// The writer's state.
@@ -64,7 +72,7 @@ pub(crate) struct Writer {
     groups: BTreeMap<GroupKey, GroupState>,
     seeds: BTreeSet<[u8; 32]>,
     next_key: GroupKey,
-    registry: Arc<DaemonRegistry>,
+    registry: Arc<Registry>,
     factories: Arc<Factories>,
 }
 
@@ -79,7 +87,7 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     pub(crate) fn new(
         nodes: NodeTable,
-        registry: Arc<DaemonRegistry>,
+        registry: Arc<Registry>,
         factories: Arc<Factories>,
     ) -> Self {
         Writer {
@@ -98,18 +106,23 @@ impl Writer {
             // A caller that gave up waiting dropped its reply receiver;
             // the change still applies, so a failed reply send is ignored.
             match command {
-                Command::Spawn(spec, reply) => {
-                    let _ = reply.send(self.spawn(spec));
+                Command::Spawn(kind, config, reply) => {
+                    let _ = reply.send(self.spawn(kind, config));
                 }
-                Command::Scale(key, n, reply) => {
-                    let _ = reply.send(self.scale(key, n));
+                Command::Scale(group, n, reply) => {
+                    let _ = reply.send(self.scale(group, n));
                 }
-                Command::GroupNodeFailure(key, node, reply) => {
-                    let _ = reply.send(self.group_node_failure(key, node));
+                Command::Remove(group, reply) => {
+                    let _ = reply.send(self.remove(group));
                 }
-                Command::GroupNodeRecovery(key, node, reply) => {
-                    self.group_node_recovery(key, node);
-                    let _ = reply.send(());
+                Command::Groups(reply) => {
+                    let _ = reply.send(self.groups.values().map(GroupState::handle).collect());
+                }
+                Command::GroupNodeFailure(group, node, reply) => {
+                    let _ = reply.send(self.group_node_failure(group, node));
+                }
+                Command::GroupNodeRecovery(group, node, reply) => {
+                    let _ = reply.send(self.group_node_recovery(group, node));
                 }
                 Command::AddNode(node, reply) => {
                     let _ = reply.send(self.add_node(node));
@@ -128,89 +141,110 @@ impl Writer {
                     let _ = reply.send(());
                     break;
                 }
+                #[cfg(test)]
+                Command::Crash => panic!("writer crash for a test"),
             }
         }
         self.shutdown();
     }
 
-    fn spawn(&mut self, spec: GroupSpec) -> Result<Spawned, GroupError> {
-        let group_id = group_id_of(&spec.seed);
-        let kind = &spec.kind;
-        if spec.count == 0 {
+    fn spawn(
+        &mut self,
+        kind: Arc<str>,
+        config: ReplicaGroupConfig,
+    ) -> Result<GroupHandle, GroupError> {
+        let group_id = group_id_of(&config.group_seed);
+        if config.replica_count == 0 {
             return Err(GroupError::InvalidConfig(format!(
                 "replica_count must be at least 1 (group {group_id:#010x}, kind `{kind}`)"
             )));
         }
         let factory = self
             .factories
-            .get_cloned(kind.as_str())
-            .ok_or_else(|| GroupError::FactoryNotFound(kind.clone()))?;
-        if self.seeds.contains(&spec.seed) {
+            .get(&*kind)
+            .map(|f| Arc::clone(f.value()))
+            .ok_or_else(|| GroupError::FactoryNotFound(kind.to_string()))?;
+        if self.seeds.contains(&config.group_seed) {
             return Err(GroupError::InvalidConfig(format!(
                 "group seed already in use by a live group {group_id:#010x}: a seed determines every replica identity, so two groups cannot share one"
             )));
         }
         let key = self.next_key;
-        let plan = SpawnPlan {
-            key,
+        let (count, strategy) = (config.replica_count, config.lb_strategy);
+        let group = GroupRef { key, group_id };
+        let state = GroupState::spawn(
+            group,
             kind,
+            config,
             factory,
-            seed: spec.seed,
-            count: spec.count,
-            strategy: spec.strategy,
-            host_config: spec.host_config,
-        };
-        let state = GroupState::spawn(plan, group_id, &mut self.nodes, &self.registry)?;
+            &mut self.nodes,
+            &self.registry,
+        )?;
         self.next_key += 1;
-        self.seeds.insert(spec.seed);
-        let spawned = Spawned {
-            key,
-            group_id,
-            roster: Arc::clone(&state.roster),
-        };
-        tracing::info!(group_id, kind = %kind, replicas = spec.count, strategy = ?spec.strategy, "group spawned");
+        self.seeds.insert(*state.seed());
+        let handle = state.handle();
+        tracing::info!(group_id, kind = %handle.kind, replicas = count, ?strategy, "group spawned");
         self.groups.insert(key, state);
-        Ok(spawned)
+        Ok(handle)
     }
 
-    fn scale(&mut self, key: GroupKey, n: u8) -> Result<(), GroupError> {
-        let registry = Arc::clone(&self.registry);
-        let nodes = &mut self.nodes;
-        let group = self.groups.get_mut(&key).ok_or(GroupError::ShuttingDown)?;
+    fn remove(&mut self, target: GroupRef) -> Result<(), GroupError> {
+        let (group, nodes, registry) = self.group(target)?;
+        group.remove(nodes, registry);
+        let state = self.groups.remove(&target.key).expect("found above");
+        self.seeds.remove(state.seed());
+        crate::route::cache::note_removal();
+        tracing::info!(group_id = target.group_id, kind = %state.kind(), "group removed");
+        Ok(())
+    }
+
+    /// The group a command names and what a change to it needs;
+    /// `UnknownGroup` when the writer has no such group.
+    fn group(
+        &mut self,
+        target: GroupRef,
+    ) -> Result<(&mut GroupState, &mut NodeTable, &Registry), GroupError> {
+        let Writer {
+            groups,
+            nodes,
+            registry,
+            ..
+        } = self;
+        let group = groups
+            .get_mut(&target.key)
+            .ok_or(GroupError::UnknownGroup(target.group_id))?;
+        Ok((group, nodes, registry))
+    }
+
+    fn scale(&mut self, target: GroupRef, n: u8) -> Result<(), GroupError> {
+        let (group, nodes, registry) = self.group(target)?;
         if n == 0 {
             return Err(GroupError::InvalidConfig(format!(
                 "scale_to(0) for group {:#010x} (kind `{}`): a group keeps at least 1 replica",
-                group.group_id, group.kind
+                group.group_id(),
+                group.kind()
             )));
         }
         let from = group.len();
-        if group.scale_to(n, nodes, &registry)? {
-            tracing::info!(group_id = group.group_id, kind = %group.kind, from, to = n, "group scaled");
+        if group.scale_to(n, nodes, registry)? {
+            tracing::info!(group_id = group.group_id(), kind = %group.kind(), from, to = n, "group scaled");
         }
         Ok(())
     }
 
-    fn group_node_failure(&mut self, key: GroupKey, node: u64) -> Result<Vec<u8>, GroupError> {
-        let known = self.nodes.get(node).is_some();
-        let registry = Arc::clone(&self.registry);
-        let nodes = &mut self.nodes;
-        let group = self.groups.get_mut(&key).ok_or(GroupError::ShuttingDown)?;
-        if known {
-            group.reported_failed.insert(node);
+    fn group_node_failure(&mut self, target: GroupRef, node: u64) -> Result<Vec<u8>, GroupError> {
+        let (group, nodes, registry) = self.group(target)?;
+        if nodes.get(node).is_some() {
+            group.set_reported_failed(node, true);
         }
-        Ok(group.fail_node(node, nodes, &registry))
+        Ok(group.fail_node(node, nodes, registry))
     }
 
-    fn group_node_recovery(&mut self, key: GroupKey, node: u64) {
-        let registry = Arc::clone(&self.registry);
-        let nodes = &mut self.nodes;
-        // Handles exist only for spawned groups, and groups leave the map only
-        // at shutdown.
-        let Some(group) = self.groups.get_mut(&key) else {
-            return;
-        };
-        group.reported_failed.remove(&node);
-        group.recover_node(node, nodes, &registry);
+    fn group_node_recovery(&mut self, target: GroupRef, node: u64) -> Result<(), GroupError> {
+        let (group, nodes, registry) = self.group(target)?;
+        group.set_reported_failed(node, false);
+        group.recover_node(node, nodes, registry);
+        Ok(())
     }
 
     fn add_node(&mut self, node: NodeInfo) -> Result<(), RuntimeError> {
@@ -224,11 +258,9 @@ impl Writer {
     }
 
     fn node_failed(&mut self, node: u64) -> Result<usize, RuntimeError> {
-        let entry = self
-            .nodes
-            .get_mut(node)
-            .ok_or(RuntimeError::UnknownNode(node))?;
-        entry.alive = false;
+        if !self.nodes.set_alive(node, false) {
+            return Err(RuntimeError::UnknownNode(node));
+        }
         let mut replaced = 0;
         for key in self.nodes.groups_on(node) {
             let Some(group) = self.groups.get_mut(&key) else {
@@ -241,15 +273,13 @@ impl Writer {
     }
 
     fn node_recovered(&mut self, node: u64) -> Result<usize, RuntimeError> {
-        let entry = self
-            .nodes
-            .get_mut(node)
-            .ok_or(RuntimeError::UnknownNode(node))?;
-        entry.alive = true;
-        let mut marked = 0;
-        for group in self.groups.values_mut() {
-            group.reported_failed.remove(&node);
+        if !self.nodes.set_alive(node, true) {
+            return Err(RuntimeError::UnknownNode(node));
         }
+        for group in self.groups.values_mut() {
+            group.set_reported_failed(node, false);
+        }
+        let mut marked = 0;
         for key in self.nodes.groups_on(node) {
             let Some(group) = self.groups.get_mut(&key) else {
                 continue;
@@ -261,8 +291,8 @@ impl Writer {
         Ok(marked)
     }
 
-    /// Re-places members stuck on failed nodes, in every group that has one,
-    /// after capacity appeared (a node added or recovered).
+    /// Re-places replicas stuck on failed nodes, in every group that has
+    /// one, after capacity appeared (a node added or recovered).
     fn heal_stuck(&mut self) {
         for group in self.groups.values_mut() {
             if group.has_stuck(&self.nodes)
@@ -276,12 +306,12 @@ impl Writer {
     fn digest(&self) -> u64 {
         let mut hasher = blake3::Hasher::new_derive_key("replica-router v1 roster digest");
         for group in self.groups.values() {
-            hasher.update(&group.group_id.to_le_bytes());
+            hasher.update(&group.group_id().to_le_bytes());
             hasher.update(&[group.len()]);
-            for (i, slot) in group.slots.iter().enumerate() {
-                hasher.update(&[i as u8, u8::from(slot.healthy)]);
-                hasher.update(&slot.identity.origin_hash().to_le_bytes());
-                hasher.update(&slot.node.to_le_bytes());
+            for (replica, healthy) in group.replicas() {
+                hasher.update(&[replica.index(), u8::from(healthy)]);
+                hasher.update(&replica.origin_hash().to_le_bytes());
+                hasher.update(&replica.node_id().to_le_bytes());
             }
         }
         let digest = hasher.finalize();

@@ -1,12 +1,14 @@
 //! The writer's view of the cluster: every node, whether it is alive, how
-//! many replicas it hosts, and which groups have a member on it.
+//! many replicas it hosts, and which groups have a replica on it.
 //!
 //! Ordered maps throughout: placement and failover iterate these, and two
 //! runtimes that apply the same changes must make the same choices.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::hash::hash_bytes;
 use crate::node::NodeInfo;
+use crate::strategy::Locale;
 
 /// The writer's private key of a group (spawn order), distinct from the
 /// public 32-bit `group_id`, which two seeds can share.
@@ -15,12 +17,14 @@ pub(crate) type GroupKey = u64;
 /// One node as the writer tracks it.
 #[derive(Debug)]
 pub(crate) struct NodeEntry {
-    pub(crate) info: NodeInfo,
-    pub(crate) alive: bool,
+    info: NodeInfo,
+    /// The node as routing weighs it, hashed once here.
+    locale: Locale,
+    alive: bool,
     /// Replicas placed on this node, over all groups.
-    pub(crate) hosted: usize,
-    /// Groups with a member on this node (the node → groups index).
-    pub(crate) groups: BTreeSet<GroupKey>,
+    hosted: usize,
+    /// Groups with a replica on this node (the node → groups index).
+    groups: BTreeSet<GroupKey>,
 }
 
 /// Every node the runtime knows.
@@ -57,8 +61,15 @@ impl NodeTable {
         self.nodes.get(&id)
     }
 
-    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut NodeEntry> {
-        self.nodes.get_mut(&id)
+    /// Marks node `id` alive or failed; `false` when the node is unknown.
+    pub(crate) fn set_alive(&mut self, id: u64, alive: bool) -> bool {
+        match self.nodes.get_mut(&id) {
+            Some(node) => {
+                node.alive = alive;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether this process runs the replicas placed on `node`.
@@ -75,7 +86,7 @@ impl NodeTable {
         self.nodes.values()
     }
 
-    /// Records that a member of `group` now lives on `node`.
+    /// Records that a replica of `group` now lives on `node`.
     pub(crate) fn attach(&mut self, node: u64, group: GroupKey) {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.hosted += 1;
@@ -83,8 +94,8 @@ impl NodeTable {
         }
     }
 
-    /// Records that the member of `group` on `node` left it (a group has at
-    /// most one member per node).
+    /// Records that the replica of `group` on `node` left it (a group has at
+    /// most one replica per node).
     pub(crate) fn detach(&mut self, node: u64, group: GroupKey) {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.hosted = n.hosted.saturating_sub(1);
@@ -92,7 +103,7 @@ impl NodeTable {
         }
     }
 
-    /// Groups with a member on `node`, in spawn order.
+    /// Groups with a replica on `node`, in spawn order.
     pub(crate) fn groups_on(&self, node: u64) -> Vec<GroupKey> {
         self.nodes
             .get(&node)
@@ -102,8 +113,33 @@ impl NodeTable {
 }
 
 impl NodeEntry {
+    pub(crate) fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive
+    }
+
+    pub(crate) fn locale(&self) -> &Locale {
+        &self.locale
+    }
+
+    /// Replicas placed on this node, over all groups.
+    pub(crate) fn hosted(&self) -> usize {
+        self.hosted
+    }
+
     fn new(info: NodeInfo) -> Self {
+        let mut tags: Vec<u64> = info.tags().map(|t| hash_bytes(t.as_bytes())).collect();
+        tags.sort_unstable();
+        let locale = Locale {
+            weight: info.weight(),
+            zone: info.zone().map(|z| hash_bytes(z.as_bytes())),
+            tags: tags.into(),
+        };
         NodeEntry {
+            locale,
             info,
             alive: true,
             hosted: 0,

@@ -13,17 +13,17 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::clock::now_ns;
+use crate::sync::now_ns;
 
 /// Weight of a new latency sample in the EWMA, as a right shift: 1/8.
 const EWMA_SHIFT: u32 = 3;
 
 /// Weight of the error rate in the load score: a replica failing every event
 /// scores as if it had 10 more events in flight.
-pub(crate) const ERROR_PENALTY: f64 = 10.0;
+const ERROR_PENALTY: f64 = 10.0;
 
 /// Fixed-point scale of the load score: 1.0 is `LOAD_SCALE`.
-pub(crate) const LOAD_SCALE: u64 = 1 << 16;
+const LOAD_SCALE: u64 = 1 << 16;
 
 /// Largest load score stored; a larger (or non-finite) load saturates here.
 const MAX_LOAD: f64 = (1u64 << 40) as f64;
@@ -60,6 +60,15 @@ struct Outcome {
     errors: AtomicU64,
     consecutive_failures: AtomicU32,
     load_bits: AtomicU64,
+}
+
+/// A circuit breaker's state, for reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Circuit {
+    Closed,
+    Open,
+    /// The window passed: the next delivery is (or a delivery is) the probe.
+    HalfOpen,
 }
 
 /// Whether a delivery may go ahead, and if it is the circuit's probe.
@@ -108,9 +117,33 @@ impl ReplicaStats {
         self.live.load_score.load(Ordering::Relaxed)
     }
 
-    #[cfg(test)]
+    /// What `LeastLoad` minimises: the load score plus one unit per delivery
+    /// in flight, in fixed point.
+    #[inline]
+    pub(crate) fn load_cost(&self) -> u64 {
+        self.load_score() + u64::from(self.in_flight()) * LOAD_SCALE
+    }
+
+    /// Events processed, succeeded or failed.
+    pub(crate) fn processed(&self) -> u64 {
+        self.outcome.processed.load(Ordering::Relaxed)
+    }
+
+    /// Events failed.
     pub(crate) fn errors(&self) -> u64 {
         self.outcome.errors.load(Ordering::Relaxed)
+    }
+
+    /// The circuit breaker's state now.
+    pub(crate) fn circuit(&self) -> Circuit {
+        let state = self.circuit.load(Ordering::Acquire);
+        if state == CLOSED {
+            Circuit::Closed
+        } else if state & PROBING != 0 || window_passed(state) {
+            Circuit::HalfOpen
+        } else {
+            Circuit::Open
+        }
     }
 
     #[cfg(test)]
@@ -172,9 +205,8 @@ impl ReplicaStats {
         let errors = o.errors.load(Ordering::Relaxed) + u64::from(!ok);
         o.errors.store(errors, Ordering::Relaxed);
         o.load_bits.store(load.to_bits(), Ordering::Relaxed);
-        let score = load + ERROR_PENALTY * errors as f64 / processed as f64;
-        // NaN and negative loads count as 0; `as` saturates the rest.
-        let fixed = (score.clamp(0.0, MAX_LOAD) * LOAD_SCALE as f64) as u64;
+        let score = saturated(load) + ERROR_PENALTY * errors as f64 / processed as f64;
+        let fixed = (score.min(MAX_LOAD) * LOAD_SCALE as f64) as u64;
         live.load_score.store(fixed, Ordering::Relaxed);
         let sample = (elapsed.as_nanos() as u64).max(1);
         let old = live.latency_ewma_ns.load(Ordering::Relaxed);
@@ -198,6 +230,17 @@ impl ReplicaStats {
             let until = (now_ns() + window_ns(window)).min(!PROBING);
             self.circuit.store(until, Ordering::Release);
         }
+    }
+}
+
+/// A daemon's reported load as the score counts it: negative counts as 0;
+/// +inf, and NaN (a load that cannot be told, or a `load()` that panicked),
+/// count as the most loaded, [`MAX_LOAD`].
+fn saturated(load: f64) -> f64 {
+    if load.is_nan() {
+        MAX_LOAD
+    } else {
+        load.clamp(0.0, MAX_LOAD)
     }
 }
 

@@ -6,14 +6,13 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 
+use super::dispatch::{self, DispatchError};
+use super::roster::Roster;
 use crate::context::RequestContext;
 use crate::daemon::Event;
-use crate::dispatch::{self, DispatchError};
 use crate::error::GroupError;
-use crate::roster::Roster;
-use crate::runtime::DaemonRuntime;
-use crate::strategy::{self, PickState, Strategy};
-use crate::sync::{Arc, CachedReader, Publisher};
+use crate::strategy::{fresh_seed, PickState, Strategy};
+use crate::sync::{Arc, ArcSwap, Cache};
 
 /// A routing handle for one thread, from [`ReplicaGroup::router`](crate::ReplicaGroup::router).
 ///
@@ -24,24 +23,18 @@ use crate::sync::{Arc, CachedReader, Publisher};
 ///
 /// A router keeps the roster it last saw alive until its next route or its drop.
 pub struct Router {
-    cache: CachedReader<Roster>,
-    runtime: DaemonRuntime,
+    cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
     strategy: Strategy,
     state: PickState,
     _not_sync: PhantomData<Cell<()>>,
 }
 
 impl Router {
-    pub(crate) fn new(
-        roster: &Arc<Publisher<Roster>>,
-        strategy: Strategy,
-        runtime: DaemonRuntime,
-    ) -> Self {
+    pub(crate) fn new(roster: &Arc<ArcSwap<Roster>>, strategy: Strategy) -> Self {
         Router {
-            cache: CachedReader::new(roster),
-            runtime,
+            cache: Cache::new(Arc::clone(roster)),
             strategy,
-            state: PickState::new(),
+            state: PickState::new(fresh_seed()),
             _not_sync: PhantomData,
         }
     }
@@ -51,7 +44,10 @@ impl Router {
     #[inline]
     pub fn route(&mut self, ctx: &RequestContext) -> Result<u64, GroupError> {
         let roster = self.cache.load();
-        strategy::route(self.strategy, roster, ctx, &mut self.state).map_err(GroupError::from)
+        match roster.pick(self.strategy, ctx, &mut self.state) {
+            Ok(candidate) => Ok(candidate.origin_hash()),
+            Err(why) => Err(why.into()),
+        }
     }
 
     /// Routes on the current snapshot and reports it: its epoch and members.
@@ -61,10 +57,11 @@ impl Router {
         ctx: &RequestContext,
     ) -> (u64, Vec<crate::MemberInfo>, Result<u64, GroupError>) {
         let roster = self.cache.load();
-        let members = roster.members().iter().map(|m| m.info()).collect();
-        let routed =
-            strategy::route(self.strategy, roster, ctx, &mut self.state).map_err(GroupError::from);
-        (roster.epoch(), members, routed)
+        let routed = roster
+            .pick(self.strategy, ctx, &mut self.state)
+            .map(|c| c.origin_hash())
+            .map_err(GroupError::from);
+        (roster.epoch(), roster.members(), routed)
     }
 
     /// Routes and delivers `event`, re-routing when the chosen replica
@@ -76,13 +73,13 @@ impl Router {
     ) -> Result<Vec<Bytes>, DispatchError> {
         let Router {
             cache,
-            runtime,
             strategy,
             state,
             ..
         } = self;
-        dispatch::dispatch(runtime, event, || {
-            strategy::route(*strategy, cache.load(), ctx, state).map_err(GroupError::from)
+        dispatch::dispatch(|| {
+            let candidate = cache.load().pick(*strategy, ctx, state)?;
+            Ok(candidate.replica().process(event))
         })
     }
 }

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::node_table::NodeTable;
 use crate::node::CapabilityFilter;
-use crate::node_table::NodeTable;
 
 /// A placement plan being built for one group, over a snapshot of the table.
 /// Nothing is changed until the caller commits the chosen nodes.
@@ -37,7 +37,7 @@ impl<'a> Placement<'a> {
         for id in occupied {
             if excluded.insert(id) {
                 if let Some(node) = nodes.get(id) {
-                    *zone_use.entry(node.info.zone()).or_default() += 1;
+                    *zone_use.entry(node.info().zone()).or_default() += 1;
                 }
             }
         }
@@ -56,28 +56,28 @@ impl<'a> Placement<'a> {
         let best = self
             .nodes
             .iter()
-            .filter(|n| n.alive && !self.excluded.contains(&n.info.id()))
-            .filter(|n| self.filter.matches(&n.info))
+            .filter(|n| n.is_alive() && !self.excluded.contains(&n.info().id()))
+            .filter(|n| self.filter.matches(n.info()))
             .min_by_key(|n| {
-                let id = n.info.id();
-                let zone = self.zone_use.get(&n.info.zone()).copied().unwrap_or(0);
-                let load = n.hosted + self.extra_load.get(&id).copied().unwrap_or(0);
+                let id = n.info().id();
+                let zone = self.zone_use.get(&n.info().zone()).copied().unwrap_or(0);
+                let load = n.hosted() + self.extra_load.get(&id).copied().unwrap_or(0);
                 (zone, load, id)
             })?;
-        let id = best.info.id();
+        let id = best.info().id();
         self.excluded.insert(id);
-        *self.zone_use.entry(best.info.zone()).or_default() += 1;
+        *self.zone_use.entry(best.info().zone()).or_default() += 1;
         *self.extra_load.entry(id).or_default() += 1;
         Some(id)
     }
 
     /// Why `choose` found nothing, for `PlacementFailed`.
     pub(crate) fn explain(&self) -> String {
-        let alive = self.nodes.iter().filter(|n| n.alive).count();
+        let alive = self.nodes.iter().filter(|n| n.is_alive()).count();
         let matching = self
             .nodes
             .iter()
-            .filter(|n| n.alive && self.filter.matches(&n.info))
+            .filter(|n| n.is_alive() && self.filter.matches(n.info()))
             .count();
         let tags: Vec<&str> = self.filter.tags().collect();
         format!(

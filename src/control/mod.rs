@@ -1,0 +1,20 @@
+//! The write side: the writer thread and everything it owns.
+//!
+//! Every change (spawn, scale, node failure and recovery, shutdown) is a
+//! [`Command`] sent to the one writer thread of a runtime, which plans it
+//! against its [`NodeTable`] with [`Placement`], builds the group's next
+//! roster off to the side, publishes it, and answers. The [`Engine`] is what
+//! the user's handles share: the lifecycle, the command channel, the
+//! registry that `deliver` reads, and the daemon factories.
+
+mod engine;
+mod factories;
+mod group_state;
+mod node_table;
+mod placement;
+mod registry;
+mod writer;
+
+pub(crate) use engine::{Engine, Phase};
+pub(crate) use node_table::NodeTable;
+pub(crate) use writer::{Command, GroupHandle, GroupRef, Reply};

@@ -1,0 +1,213 @@
+//! One replica at run time: its identity, the node it sits on, its daemon
+//! and its live statistics. The writer creates it; the registry and every
+//! roster that lists it share it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::contained::{contain, Daemon};
+use super::stats::{Admission, ReplicaStats};
+use super::{DaemonHostConfig, Event};
+use crate::error::DeliverError;
+use crate::identity::ReplicaIdentity;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{thread_local, Mutex};
+
+thread_local! {
+    /// This thread's tag, drawn on first use (0 until then).
+    static THREAD_TAG: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A value no other thread of the process has, cheaper to get than
+/// `thread::current().id()`. Drawn from a std counter even under loom: only
+/// its uniqueness matters, so it orders nothing and is no scheduling point.
+fn thread_tag() -> usize {
+    static TAGS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    THREAD_TAG.with(|tag| {
+        if tag.get() == 0 {
+            tag.set(TAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        }
+        tag.get()
+    })
+}
+
+/// A replica: what routes read (its statistics, first, so a route touches
+/// the start of the allocation only) and what delivery needs.
+///
+/// In a cluster, a replica placed on another node's process exists here
+/// without a daemon: it carries the statistics routing reads, and a delivery
+/// to it says which node hosts it.
+pub(crate) struct Replica {
+    stats: ReplicaStats,
+    origin_hash: u64,
+    node_id: u64,
+    index: u8,
+    entity_id: [u8; 32],
+    /// `None` when another node's process hosts the daemon. The inner
+    /// `None` once the replica is retired and its daemon taken.
+    daemon: Option<Mutex<Option<Daemon>>>,
+    /// The thread tag of the delivery holding the daemon, 0 when none: a
+    /// delivery from that same thread (a daemon delivering to itself) is
+    /// refused instead of deadlocking. Only the holder writes it, and a
+    /// thread only ever compares it with its own tag, so no other memory is
+    /// ordered by it: a std atomic even under loom, where it would only add
+    /// scheduling points.
+    held_by: std::sync::atomic::AtomicUsize,
+    /// Set by the writer when the replica leaves the registry and the
+    /// rosters; its daemon is taken then, or by the delivery holding it.
+    retired: AtomicBool,
+    config: DaemonHostConfig,
+}
+
+impl fmt::Debug for Replica {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replica")
+            .field("index", &self.index)
+            .field("origin_hash", &format_args!("{:#018x}", self.origin_hash))
+            .field("node_id", &self.node_id)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// Replica `identity` on `node_id`, running `daemon` when this process
+    /// hosts it.
+    pub(crate) fn new(
+        identity: &ReplicaIdentity,
+        node_id: u64,
+        daemon: Option<Daemon>,
+        config: DaemonHostConfig,
+    ) -> Self {
+        Replica {
+            stats: ReplicaStats::default(),
+            origin_hash: identity.origin_hash(),
+            node_id,
+            index: identity.index(),
+            entity_id: identity.entity_id(),
+            daemon: daemon.map(|d| Mutex::new(Some(d))),
+            held_by: std::sync::atomic::AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            config,
+        }
+    }
+
+    /// The same replica (identity, index) placed on `node_id` instead, with a
+    /// fresh daemon and fresh statistics: a failover.
+    pub(crate) fn moved_to(
+        &self,
+        node_id: u64,
+        daemon: Option<Daemon>,
+        config: DaemonHostConfig,
+    ) -> Self {
+        Replica {
+            stats: ReplicaStats::default(),
+            origin_hash: self.origin_hash,
+            node_id,
+            index: self.index,
+            entity_id: self.entity_id,
+            daemon: daemon.map(|d| Mutex::new(Some(d))),
+            held_by: std::sync::atomic::AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+            config,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    #[inline]
+    pub(crate) fn origin_hash(&self) -> u64 {
+        self.origin_hash
+    }
+
+    pub(crate) fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    pub(crate) fn index(&self) -> u8 {
+        self.index
+    }
+
+    pub(crate) fn entity_id(&self) -> [u8; 32] {
+        self.entity_id
+    }
+
+    /// Marks the replica gone and takes its daemon, for the writer to drop;
+    /// when a delivery holds the daemon right now, that delivery drops it as
+    /// it ends. Deliveries that find the daemon gone are `UnknownOrigin`
+    /// (the replica left the registry and the rosters before this).
+    pub(crate) fn retire(&self) -> Option<Daemon> {
+        self.retired.store(true, Ordering::SeqCst);
+        self.daemon.as_ref()?.try_lock()?.take()
+    }
+
+    /// Processes one event: admits it through the circuit, counts it in flight
+    /// for exactly as long as it runs (a panic included), and records latency,
+    /// outcome and load.
+    pub(crate) fn process(&self, event: &Event) -> Result<Vec<Bytes>, DeliverError> {
+        let Some(daemon) = &self.daemon else {
+            return Err(DeliverError::HostedElsewhere {
+                origin_hash: self.origin_hash,
+                node_id: self.node_id,
+            });
+        };
+        let tag = thread_tag();
+        if self.held_by.load(Ordering::Relaxed) == tag {
+            return Err(DeliverError::Reentrant(self.origin_hash));
+        }
+        let window = self.config.circuit_recovery;
+        let admission = self.stats.admit(window);
+        if admission == Admission::Rejected {
+            return Err(DeliverError::CircuitOpen(self.origin_hash));
+        }
+        let _in_flight = self.stats.begin();
+        let mut slot = daemon.lock();
+        let Some(daemon) = slot.as_mut() else {
+            // Retired while this delivery waited for the lock.
+            return Err(DeliverError::UnknownOrigin(self.origin_hash));
+        };
+        self.held_by.store(tag, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = contain(|| daemon.get().process(event));
+        let elapsed = started.elapsed();
+        let load = contain(|| daemon.get().load()).unwrap_or(f64::NAN);
+        self.held_by.store(0, Ordering::Relaxed);
+        // Recorded under the daemon's lock: the outcome counters have one
+        // writer at a time.
+        let ok = matches!(result, Ok(Ok(_)));
+        let threshold = self.config.circuit_failure_threshold;
+        self.stats
+            .record(admission, elapsed, ok, load, threshold, window);
+        drop(slot);
+        if self.retired.load(Ordering::SeqCst) {
+            // The writer retired the replica while this delivery held the
+            // daemon, so it could not take it: whoever holds it last drops
+            // it (contained, see `Daemon`).
+            let daemon = self.daemon.as_ref().and_then(|d| d.try_lock()?.take());
+            drop(daemon);
+        }
+        match result {
+            Ok(Ok(outputs)) => Ok(outputs),
+            Ok(Err(error)) => Err(DeliverError::Daemon {
+                origin_hash: self.origin_hash,
+                error,
+            }),
+            Err(message) => Err(DeliverError::Panicked {
+                origin_hash: self.origin_hash,
+                message,
+            }),
+        }
+    }
+
+    /// The in-flight count, for the loom models.
+    #[cfg(replica_router_loom)]
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.stats.in_flight()
+    }
+}

@@ -1,0 +1,48 @@
+//! The pool a strategy picks from, stored opaquely in each roster: the
+//! candidates, and the table the group's strategy built over them (each
+//! table type is owned by its strategy's file), in two tiers. A replica on
+//! a node of weight 0 is drained: it is a last resort, picked only when no
+//! weighted replica can take the request, in every strategy.
+
+use super::candidates::Candidates;
+use super::consistent::SlotTable;
+use super::weighted::AliasTable;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    /// The replicas on weighted nodes (all of them when every weight is 0).
+    pub(super) weighted: Tier,
+    /// The replicas on nodes of weight 0, when some other node has a weight.
+    pub(super) drained: Option<Box<Tier>>,
+}
+
+/// Candidates and the strategy's table over them.
+#[derive(Debug, Default)]
+pub(super) struct Tier {
+    pub(super) candidates: Candidates,
+    pub(super) tables: Tables,
+}
+
+/// What the group's strategy precomputed over the candidates; empty for the
+/// strategies that need nothing.
+#[derive(Debug, Default)]
+pub(super) struct Tables {
+    /// `ConsistentHash`, `Adaptive`: slot → position of the owner.
+    pub(super) slots: Option<SlotTable>,
+    /// `WeightedRoundRobin`, `Adaptive`: one smooth weighted cycle of positions.
+    pub(super) schedule: Box<[u8]>,
+    /// `WeightedRandom`: an alias table over the candidates.
+    pub(super) alias: Option<AliasTable>,
+}
+
+impl Pool {
+    /// The number of candidates, weighted or drained.
+    pub(crate) fn len(&self) -> usize {
+        self.weighted.candidates.all().len()
+            + self
+                .drained
+                .as_ref()
+                .map_or(0, |d| d.candidates.all().len())
+    }
+}

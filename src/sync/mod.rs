@@ -1,0 +1,56 @@
+//! The switch between the primitives the crate ships on and the loom
+//! stand-ins it is model-checked with (`RUSTFLAGS="--cfg replica_router_loom"`,
+//! see `loom-tests/`), in the manner of tokio's `src/loom/`.
+//!
+//! Every atomic, lock, thread, channel, thread-local, published roster and
+//! concurrent map the crate's own concurrency code uses comes from here.
+//! Built normally these are std, `parking_lot`, `crossbeam-channel`,
+//! `arc-swap` and `dashmap` themselves, re-exported unchanged. Built with the
+//! cfg, atomics, locks, threads and thread-locals are loom's, and the three
+//! third-party types (which loom cannot see into) are small stand-ins in
+//! `loom.rs` with the same method names, built on loom's primitives.
+//!
+//! `Arc` stays std's under loom: reference counting is std's correctness,
+//! not ours, and loom's `Arc` cannot hold unsized values (`Arc<dyn Fn>`).
+//! The cfg has a crate-specific name so that dependencies with their own
+//! `cfg(loom)` paths are not flipped.
+
+pub(crate) use std::sync::Arc;
+
+#[cfg(not(replica_router_loom))]
+pub(crate) use self::shipped::*;
+
+#[cfg(replica_router_loom)]
+mod loom;
+#[cfg(replica_router_loom)]
+pub(crate) use self::loom::*;
+
+#[cfg(not(replica_router_loom))]
+mod shipped {
+    pub(crate) use arc_swap::{ArcSwap, Cache};
+    pub(crate) use crossbeam_channel as channel;
+    pub(crate) use dashmap::{DashMap, Entry};
+    pub(crate) use parking_lot::Mutex;
+    pub(crate) use std::sync::atomic;
+    pub(crate) use std::thread;
+    pub(crate) use std::thread_local;
+
+    /// Nanoseconds since the first call in this process; never 0. The
+    /// circuit breaker's clock (a mock that the models advance under loom).
+    pub(crate) fn now_ns() -> u64 {
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(std::time::Instant::now);
+        (base.elapsed().as_nanos() as u64).max(1)
+    }
+
+    /// A process-wide counter handing out distinct values (group uids,
+    /// generator seeds). Under loom it starts over in every execution, so
+    /// executions replay identically.
+    macro_rules! process_counter {
+        ($name:ident = $first:expr) => {
+            static $name: ::std::sync::atomic::AtomicU64 =
+                ::std::sync::atomic::AtomicU64::new($first);
+        };
+    }
+    pub(crate) use process_counter;
+}
