@@ -18,8 +18,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use replica_router::cluster::{ClusterOptions, ClusterRuntime, LocalEtcd, NodeMembership};
+use replica_router::cluster::{ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
+use replica_router_testkit::etcd::LocalEtcd;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]

@@ -91,8 +91,6 @@ mod context;
 mod daemon;
 mod dispatch;
 mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod group;
 mod group_state;
 mod identity;

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use replica_router::cluster::{
-    ClusterError, ClusterOptions, ClusterRuntime, LocalEtcd, NodeMembership,
-};
+use replica_router::cluster::{ClusterError, ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
+use replica_router_testkit::etcd::LocalEtcd;
 
 struct Echo;
 impl MeshDaemon for Echo {
