@@ -21,6 +21,7 @@ use clap::Parser;
 use replica_router::cluster::{ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
 use replica_router_testkit::etcd::LocalEtcd;
+use replica_router_testkit::support::Echo;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -52,16 +53,6 @@ struct Args {
     /// Internal: the key prefix of a node process.
     #[arg(long, hide = true, default_value = "/replica-router-example")]
     prefix: String,
-}
-
-struct Echo;
-impl MeshDaemon for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-        Ok(vec![event.payload().clone()])
-    }
 }
 
 fn register(rt: &DaemonRuntime) -> Result<(), RuntimeError> {

@@ -12,16 +12,7 @@ use std::time::{Duration, Instant};
 use replica_router::cluster::{ClusterError, ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
 use replica_router_testkit::etcd::LocalEtcd;
-
-struct Echo;
-impl MeshDaemon for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-        Ok(vec![event.payload().clone()])
-    }
-}
+use replica_router_testkit::support::*;
 
 fn register(rt: &DaemonRuntime) -> Result<(), RuntimeError> {
     rt.register_factory("echo", || Box::new(Echo))
@@ -136,19 +127,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Waits until `check` holds, at most `secs`; the time it took.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "{what} within {secs} s"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 /// Every node process and the observer at etcd's revision, with one digest.
