@@ -12,8 +12,9 @@
 //! - [`inputs`]: arbitrary values at the public API, in any order; nothing
 //!   may panic. Driven by the `inputs` fuzz target and by
 //!   `tests/arbitrary_calls.rs`.
-//! - [`etcd`]: a real etcd server on loopback, for cluster-mode tests and
-//!   examples.
+//! - [`etcd`] and [`process`]: a real etcd server on loopback, and node
+//!   processes as real OS processes reporting their status, for cluster-mode
+//!   tests and examples.
 //!
 //! Both fuzz targets build their input with [`arbitrary`], so any byte
 //! string is an input, and the same logic runs under `cargo test` on stable
@@ -33,4 +34,5 @@ pub use arbitrary;
 pub mod etcd;
 pub mod inputs;
 pub mod model;
+pub mod process;
 pub mod support;
