@@ -11,15 +11,17 @@
 //! Needs `protoc` to build (Debian: protobuf-compiler). Exits non-zero when
 //! rosters differ after settling or an event was missed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use replica_router::cluster::{ClusterOptions, ClusterRuntime, LocalEtcd, NodeMembership};
+use replica_router::cluster::{ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
+use replica_router_testkit::etcd::LocalEtcd;
+use replica_router_testkit::process::{report_status, ReportingProcess};
+use replica_router_testkit::support::Echo;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -51,16 +53,6 @@ struct Args {
     /// Internal: the key prefix of a node process.
     #[arg(long, hide = true, default_value = "/replica-router-example")]
     prefix: String,
-}
-
-struct Echo;
-impl MeshDaemon for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-        Ok(vec![event.payload().clone()])
-    }
 }
 
 fn register(rt: &DaemonRuntime) -> Result<(), RuntimeError> {
@@ -98,28 +90,17 @@ fn child(node: u64, etcd: &str, prefix: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    thread::spawn(move || {
-        let _ = std::io::stdin().read_line(&mut String::new());
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let mut out = std::io::stdout();
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    report_status(Duration::from_millis(10), || {
         let st = process.status();
-        let line = format!(
-            "STATUS {} {} {} {}\n",
-            st.applied_revision, st.digest, st.feed.events_applied, st.feed.duplicates_skipped
-        );
-        if out
-            .write_all(line.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        let revision = st.applied_revision.max(0) as u64;
+        let feed = st.feed;
+        vec![
+            revision,
+            st.digest,
+            feed.events_applied,
+            feed.duplicates_skipped,
+        ]
+    });
     ExitCode::SUCCESS
 }
 
@@ -134,56 +115,36 @@ struct Status {
 /// A node process seen from the coordinator.
 struct NodeProcess {
     id: u64,
-    child: Child,
-    status: Arc<Mutex<Option<Status>>>,
+    process: ReportingProcess,
 }
 
 impl NodeProcess {
     fn start(etcd: &str, prefix: &str, id: u64) -> std::io::Result<NodeProcess> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "--child-node",
-                &id.to_string(),
-                "--etcd",
-                etcd,
-                "--prefix",
-                prefix,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let status = Arc::new(Mutex::new(None));
-        let (out, s) = (child.stdout.take().expect("piped"), Arc::clone(&status));
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if let ["STATUS", rev, digest, applied, dup] = f[..] {
-                    *s.lock().expect("status lock") = Some(Status {
-                        revision: rev.parse().unwrap_or(0),
-                        digest: digest.parse().unwrap_or(0),
-                        applied: applied.parse().unwrap_or(0),
-                        duplicates: dup.parse().unwrap_or(0),
-                    });
-                }
-            }
-        });
-        Ok(NodeProcess { id, child, status })
+        let process = ReportingProcess::start(Command::new(std::env::current_exe()?).args([
+            "--child-node",
+            &id.to_string(),
+            "--etcd",
+            etcd,
+            "--prefix",
+            prefix,
+        ]))?;
+        Ok(NodeProcess { id, process })
     }
 
     fn status(&self) -> Option<Status> {
-        *self.status.lock().expect("status lock")
+        let [revision, digest, applied, duplicates] = self.process.last_report()?[..] else {
+            return None;
+        };
+        Some(Status {
+            revision: revision as i64,
+            digest,
+            applied,
+            duplicates,
+        })
     }
 
     fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        *self.status.lock().expect("status lock") = None;
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        self.sigkill();
+        self.process.kill();
     }
 }
 

@@ -111,8 +111,6 @@ mod context;
 mod control;
 mod daemon;
 mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod group;
 mod hash;
 mod identity;

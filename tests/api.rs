@@ -1,13 +1,11 @@
 //! The API contract of DESIGN ("API"): everything reachable from the crate
 //! root, and the trait bounds the contract promises.
 
-mod common;
-
 use std::error::Error;
 use std::fmt::{Debug, Display};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 fn copy_debug_eq<T: Copy + Debug + PartialEq + Eq>() {}
 fn clone_debug<T: Clone + Debug>() {}

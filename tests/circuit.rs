@@ -2,55 +2,27 @@
 //! consecutive errors open a replica's circuit, every strategy skips open
 //! circuits, and after the recovery window exactly one probe goes through.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
-/// `fail` fails; `slow` takes 300 ms; anything else is echoed.
-struct Gate;
-
-impl MeshDaemon for Gate {
-    fn name(&self) -> &str {
-        "gate"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
-        match &event.payload()[..] {
-            b"fail" => Err(DaemonError::ProcessFailed("gate says no".into())),
-            b"slow" => {
-                std::thread::sleep(Duration::from_millis(300));
-                Ok(vec![event.payload().clone()])
-            }
-            _ => Ok(vec![event.payload().clone()]),
-        }
-    }
-}
-
-fn gate_runtime() -> DaemonRuntime {
-    let rt = runtime(4, 1);
-    rt.register_factory("gate", || Box::new(Gate)).unwrap();
-    rt
-}
-
-fn gate_config(
+/// A group config whose circuits, once open, stay open for `recovery`.
+fn config_with_recovery(
     count: u8,
     seed_byte: u8,
     strategy: Strategy,
     recovery: Duration,
 ) -> ReplicaGroupConfig {
-    ReplicaGroupConfig {
-        host_config: DaemonHostConfig {
-            circuit_recovery: recovery,
-            ..DaemonHostConfig::default()
-        },
-        ..config(count, seed_byte, strategy)
-    }
+    let host = DaemonHostConfig {
+        circuit_recovery: recovery,
+        ..DaemonHostConfig::default()
+    };
+    config_with_host(count, seed_byte, strategy, host)
 }
 
 fn fail_n(rt: &DaemonRuntime, o: u64, n: usize) {
@@ -71,11 +43,11 @@ fn default_host_config_is_5_failures_and_30_seconds() {
 
 #[test]
 fn five_consecutive_errors_open_the_circuit() {
-    let rt = gate_runtime();
+    let rt = runtime(4, 1);
     let g = ReplicaGroup::spawn(
         &rt,
-        "gate",
-        gate_config(3, 1, Strategy::RoundRobin, Duration::from_secs(30)),
+        "flaky",
+        config_with_recovery(3, 1, Strategy::RoundRobin, Duration::from_secs(30)),
     )
     .unwrap();
     let o = g.replicas()[0].origin_hash;
@@ -95,12 +67,12 @@ fn five_consecutive_errors_open_the_circuit() {
 
 #[test]
 fn every_strategy_skips_open_circuits() {
-    let rt = gate_runtime();
+    let rt = runtime(4, 1);
     for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
         let g = ReplicaGroup::spawn(
             &rt,
-            "gate",
-            gate_config(3, 10 + i as u8, strategy, Duration::from_secs(30)),
+            "flaky",
+            config_with_recovery(3, 10 + i as u8, strategy, Duration::from_secs(30)),
         )
         .unwrap();
         let mut router = g.router();
@@ -147,15 +119,13 @@ fn every_strategy_skips_open_circuits() {
 
 #[test]
 fn threshold_is_configurable() {
-    let rt = gate_runtime();
-    let cfg = ReplicaGroupConfig {
-        host_config: DaemonHostConfig {
-            circuit_failure_threshold: 2,
-            circuit_recovery: Duration::from_secs(30),
-        },
-        ..config(2, 20, Strategy::RoundRobin)
+    let rt = runtime(4, 1);
+    let host = DaemonHostConfig {
+        circuit_failure_threshold: 2,
+        circuit_recovery: Duration::from_secs(30),
     };
-    let g = ReplicaGroup::spawn(&rt, "gate", cfg).unwrap();
+    let cfg = config_with_host(2, 20, Strategy::RoundRobin, host);
+    let g = ReplicaGroup::spawn(&rt, "flaky", cfg).unwrap();
     let o = g.replicas()[0].origin_hash;
     fail_n(&rt, o, 2);
     assert_eq!(
@@ -167,12 +137,12 @@ fn threshold_is_configurable() {
 
 #[test]
 fn after_the_window_exactly_one_probe_then_success_closes() {
-    let rt = gate_runtime();
+    let rt = runtime(4, 1);
     let window = Duration::from_millis(400);
     let g = ReplicaGroup::spawn(
         &rt,
-        "gate",
-        gate_config(2, 30, Strategy::RoundRobin, window),
+        "flaky",
+        config_with_recovery(2, 30, Strategy::RoundRobin, window),
     )
     .unwrap();
     let o = g.replicas()[0].origin_hash;
@@ -214,12 +184,12 @@ fn after_the_window_exactly_one_probe_then_success_closes() {
 
 #[test]
 fn a_failed_probe_reopens_the_circuit() {
-    let rt = gate_runtime();
+    let rt = runtime(4, 1);
     let window = Duration::from_millis(300);
     let g = ReplicaGroup::spawn(
         &rt,
-        "gate",
-        gate_config(2, 40, Strategy::RoundRobin, window),
+        "flaky",
+        config_with_recovery(2, 40, Strategy::RoundRobin, window),
     )
     .unwrap();
     let o = g.replicas()[0].origin_hash;
@@ -240,8 +210,6 @@ fn a_failed_probe_reopens_the_circuit() {
 #[test]
 fn panics_count_as_errors_for_the_circuit() {
     let rt = runtime(2, 1);
-    rt.register_factory("flaky", || Box::new(Flaky::default()))
-        .unwrap();
     let g = ReplicaGroup::spawn(&rt, "flaky", config(2, 50, Strategy::RoundRobin)).unwrap();
     let o = g.replicas()[0].origin_hash;
     for _ in 0..5 {

@@ -3,26 +3,16 @@
 //! (`cluster_node_process`), which joins the cluster and reports its status
 //! on stdout until its stdin closes or it is killed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use replica_router::cluster::{
-    ClusterError, ClusterOptions, ClusterRuntime, LocalEtcd, NodeMembership,
-};
+use replica_router::cluster::{ClusterError, ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
-
-struct Echo;
-impl MeshDaemon for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-        Ok(vec![event.payload().clone()])
-    }
-}
+use replica_router_testkit::etcd::LocalEtcd;
+use replica_router_testkit::process::{report_status, ReportingProcess};
+use replica_router_testkit::support::*;
 
 fn register(rt: &DaemonRuntime) -> Result<(), RuntimeError> {
     rt.register_factory("echo", || Box::new(Echo))
@@ -52,24 +42,11 @@ fn cluster_node_process() {
     let info = NodeInfo::new(node).with_zone(&format!("z{}", node % 2));
     let process = ClusterRuntime::join(options, info, register).expect("join");
     // Report until the parent closes stdin.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let mut out = std::io::stdout();
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    report_status(Duration::from_millis(20), || {
         let st = process.status();
-        let _ = writeln!(
-            out,
-            "STATUS {} {} {} {}",
-            st.applied_revision, st.digest, st.feed.events_applied, st.feed.duplicates_skipped
-        );
-        let _ = out.flush();
-        thread::sleep(Duration::from_millis(20));
-    }
+        let revision = st.applied_revision.max(0) as u64;
+        vec![revision, st.digest, st.feed.events_applied]
+    });
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,74 +59,45 @@ struct Status {
 /// A node process.
 struct Node {
     id: u64,
-    child: Child,
-    status: Arc<Mutex<Option<Status>>>,
+    process: ReportingProcess,
 }
 
 impl Node {
     fn start(etcd: &LocalEtcd, prefix: &str, id: u64, debounce_ms: u64) -> Node {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "cluster_node_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("RR_ETCD", etcd.endpoint())
-            .env("RR_PREFIX", prefix)
-            .env("RR_NODE", id.to_string())
-            .env("RR_DEBOUNCE_MS", debounce_ms.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = Arc::new(Mutex::new(None));
-        let (out, s) = (child.stdout.take().unwrap(), Arc::clone(&status));
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() == 5 && f[0] == "STATUS" {
-                    *s.lock().unwrap() = Some(Status {
-                        revision: f[1].parse().unwrap(),
-                        digest: f[2].parse().unwrap(),
-                        applied: f[3].parse().unwrap(),
-                    });
-                }
-            }
-        });
-        Node { id, child, status }
+        let process = ReportingProcess::start(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "cluster_node_process",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("RR_ETCD", etcd.endpoint())
+                .env("RR_PREFIX", prefix)
+                .env("RR_NODE", id.to_string())
+                .env("RR_DEBOUNCE_MS", debounce_ms.to_string())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
+        Node { id, process }
     }
 
     fn status(&self) -> Option<Status> {
-        *self.status.lock().unwrap()
+        let [revision, digest, applied] = self.process.last_report()?[..] else {
+            return None;
+        };
+        Some(Status {
+            revision: revision as i64,
+            digest,
+            applied,
+        })
     }
 
     /// SIGKILL: no lease revoke, no goodbye.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Waits until `check` holds, at most `secs`; the time it took.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "{what} within {secs} s"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 /// Every node process and the observer at etcd's revision, with one digest.

@@ -1,13 +1,11 @@
 //! `DaemonRuntime::for_node`: every process of a cluster places alike and
 //! hosts only its own node's replicas.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 /// One process per node 1..=n, each counting the daemons its factory creates.
 fn processes(n: u64) -> Vec<(DaemonRuntime, Arc<AtomicUsize>)> {

@@ -4,33 +4,19 @@
 //! a member it removed or left on a failed node. Also: moving a replica
 //! swaps its registry entry in one step, so delivery never misses it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 const SEED_A: u8 = 1;
 const SEED_B: u8 = 2;
 
 /// Allowed origin hashes (healthy members) of each group after change `seq`.
 type States = RwLock<Vec<[BTreeSet<u64>; 2]>>;
-
-/// Deterministic xorshift for the churn script.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn allowed(g: &ReplicaGroup) -> BTreeSet<u64> {
     healthy_hashes(g).into_iter().collect()
@@ -123,7 +109,7 @@ fn routes_never_return_members_removed_or_on_failed_nodes_under_churn() {
     };
 
     // The churn thread (this one).
-    let mut rng = Lcg(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::seeded(1);
     let mut failed: BTreeSet<u64> = BTreeSet::new();
     let mut group_failed: Vec<u64> = Vec::new();
     let started = Instant::now();

@@ -1,12 +1,10 @@
 //! DESIGN semantics 13: ConsistentHash is sticky, balanced and minimally
 //! disruptive; it keys on the routing key, else the session, else rotates.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 const KEYS: u32 = 20_000;
 const MEMBERS: u8 = 10;
@@ -29,6 +27,19 @@ fn group(nodes: u64) -> (DaemonRuntime, ReplicaGroup) {
     let g =
         ReplicaGroup::spawn(&rt, "echo", config(MEMBERS, SEED, Strategy::ConsistentHash)).unwrap();
     (rt, g)
+}
+
+/// Recovers member `m`'s node: the group is whole again, and every key is
+/// back with the owner it had in `base`.
+fn recover_and_check_mapping(g: &ReplicaGroup, m: &MemberInfo, base: &[u64]) {
+    g.on_node_recovery(m.node_id);
+    assert_eq!(g.health(), GroupHealth::Healthy);
+    assert_eq!(
+        mapping(g),
+        base,
+        "restoring member {} restores the mapping",
+        m.index
+    );
 }
 
 fn moved(a: &[u64], b: &[u64]) -> usize {
@@ -104,14 +115,7 @@ fn losing_one_member_moves_only_its_keys_and_restoring_restores_exactly() {
             "losing member {} moved {extra} keys it did not own (limit {limit})",
             m.index
         );
-        g.on_node_recovery(m.node_id);
-        assert_eq!(g.health(), GroupHealth::Healthy);
-        assert_eq!(
-            mapping(&g),
-            base,
-            "restoring member {} restores the mapping",
-            m.index
-        );
+        recover_and_check_mapping(&g, m, &base);
     }
     rt.shutdown();
 }
@@ -126,13 +130,7 @@ fn losing_one_member_restores_the_exact_mapping() {
         g.on_node_failure(m.node_id).unwrap();
         let now = mapping(&g);
         assert!(now.iter().all(|o| *o != m.origin_hash));
-        g.on_node_recovery(m.node_id);
-        assert_eq!(
-            mapping(&g),
-            base,
-            "restoring member {} restores the mapping",
-            m.index
-        );
+        recover_and_check_mapping(&g, &m, &base);
     }
     rt.shutdown();
 }

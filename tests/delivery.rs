@@ -1,16 +1,14 @@
 //! DESIGN semantics 10 (and the delivery rules around it): errors, panics,
 //! no slot leak on the route path, factory panics, one event at a time.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 #[test]
 fn deliver_to_unknown_origin_is_unknown_origin() {
@@ -40,8 +38,6 @@ fn deliver_returns_the_daemon_outputs() {
 #[test]
 fn daemon_error_is_deliver_error_daemon() {
     let rt = runtime(3, 1);
-    rt.register_factory("flaky", || Box::new(Flaky::default()))
-        .unwrap();
     let g = ReplicaGroup::spawn(&rt, "flaky", config(2, 3, Strategy::RoundRobin)).unwrap();
     let o = g.replicas()[0].origin_hash;
     match rt.deliver(o, &Event::new("fail")) {
@@ -63,8 +59,6 @@ fn daemon_error_is_deliver_error_daemon() {
 #[test]
 fn panicking_daemon_is_deliver_error_panicked_and_runtime_keeps_working() {
     let rt = runtime(4, 1);
-    rt.register_factory("flaky", || Box::new(Flaky::default()))
-        .unwrap();
     let g = ReplicaGroup::spawn(&rt, "flaky", config(2, 4, Strategy::RoundRobin)).unwrap();
     let o = g.replicas()[0].origin_hash;
     match rt.deliver(o, &Event::new("panic")) {

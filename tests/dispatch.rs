@@ -1,15 +1,13 @@
 //! `dispatch` loses nothing: every event is processed exactly once by a live
 //! member, or returned unprocessed with the reason.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 #[test]
 fn dispatch_delivers_to_a_live_member() {
@@ -29,8 +27,8 @@ fn dispatch_delivers_to_a_live_member() {
 #[test]
 fn dispatch_reports_daemon_failures_as_processed_and_does_not_retry() {
     let processed = Arc::new(AtomicUsize::new(0));
-    struct FailOnce(Arc<AtomicUsize>);
-    impl MeshDaemon for FailOnce {
+    struct AlwaysFails(Arc<AtomicUsize>);
+    impl MeshDaemon for AlwaysFails {
         fn name(&self) -> &str {
             "fail"
         }
@@ -39,11 +37,10 @@ fn dispatch_reports_daemon_failures_as_processed_and_does_not_retry() {
             Err(DaemonError::ProcessFailed("no".into()))
         }
     }
-    let rt = DaemonRuntime::new(nodes(3, 1));
+    let rt = runtime(3, 1);
     let p = Arc::clone(&processed);
-    rt.register_factory("fail", move || Box::new(FailOnce(Arc::clone(&p))))
+    rt.register_factory("fail", move || Box::new(AlwaysFails(Arc::clone(&p))))
         .unwrap();
-    rt.start().unwrap();
     let group = ReplicaGroup::spawn(&rt, "fail", config(3, 91, Strategy::RoundRobin)).unwrap();
     let err = group
         .dispatch(&RequestContext::new(), &Event::new("x"))
@@ -80,11 +77,10 @@ fn dispatch_with_no_healthy_member_returns_the_event_unprocessed() {
 #[test]
 fn dispatch_under_scale_and_failover_churn_loses_no_event() {
     let processed = Arc::new(AtomicUsize::new(0));
-    let rt = DaemonRuntime::new(nodes(8, 2));
+    let rt = runtime(8, 2);
     let p = Arc::clone(&processed);
     rt.register_factory("count", move || Box::new(Counting(Arc::clone(&p))))
         .unwrap();
-    rt.start().unwrap();
     let group =
         Arc::new(ReplicaGroup::spawn(&rt, "count", config(4, 93, Strategy::RoundRobin)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));

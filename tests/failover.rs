@@ -1,18 +1,12 @@
 //! DESIGN semantics 5, 6, 7 and 8: node failure, recovery, group health and
 //! routing around failed nodes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use replica_router::*;
-
-fn member_on(g: &ReplicaGroup, node: u64) -> Option<MemberInfo> {
-    g.replicas().into_iter().find(|m| m.node_id == node)
-}
+use replica_router_testkit::support::*;
 
 #[test]
 fn node_failure_replaces_member_with_same_identity_on_a_free_node() {

@@ -1,10 +1,8 @@
 //! DESIGN semantics 2: deterministic identities, and secrets never printed.
 
-mod common;
-
-use common::*;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 /// Independent recomputation of the identity formula in DESIGN 2.
 fn expected(seed: &[u8; 32], index: u8) -> ([u8; 32], [u8; 32], u64) {
@@ -117,17 +115,11 @@ fn group_id_is_first_four_le_bytes_of_blake3_of_seed() {
 fn spawned_members_carry_the_derived_identities() {
     let rt = runtime(5, 2);
     let s = distinctive_seed();
-    let g = ReplicaGroup::spawn(
-        &rt,
-        "echo",
-        ReplicaGroupConfig {
-            replica_count: 5,
-            group_seed: s,
-            lb_strategy: Strategy::RoundRobin,
-            host_config: DaemonHostConfig::default(),
-        },
-    )
-    .unwrap();
+    let with_seed = ReplicaGroupConfig {
+        group_seed: s,
+        ..config(5, 0, Strategy::RoundRobin)
+    };
+    let g = ReplicaGroup::spawn(&rt, "echo", with_seed).unwrap();
     for m in g.replicas() {
         let (_, public, origin) = expected(&s, m.index);
         assert_eq!(m.entity_id_bytes, public);
@@ -190,17 +182,11 @@ fn identity_debug_shows_no_secret_and_no_seed() {
 fn group_member_and_runtime_debug_show_no_secret() {
     let rt = runtime(4, 2);
     let s = distinctive_seed();
-    let g = ReplicaGroup::spawn(
-        &rt,
-        "echo",
-        ReplicaGroupConfig {
-            replica_count: 3,
-            group_seed: s,
-            lb_strategy: Strategy::RoundRobin,
-            host_config: DaemonHostConfig::default(),
-        },
-    )
-    .unwrap();
+    let with_seed = ReplicaGroupConfig {
+        group_seed: s,
+        ..config(3, 0, Strategy::RoundRobin)
+    };
+    let g = ReplicaGroup::spawn(&rt, "echo", with_seed).unwrap();
     let mut texts = vec![
         format!("{g:?}"),
         format!("{g:#?}"),

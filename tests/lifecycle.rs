@@ -1,13 +1,11 @@
 //! Runtime lifecycle: Registering → Ready → ShuttingDown, factories (DESIGN 14),
 //! and what every entry point answers after shutdown.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 #[test]
 fn spawn_before_start_is_not_ready() {

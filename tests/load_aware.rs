@@ -3,114 +3,48 @@
 //! in-flight counts are taken by `deliver` only and cannot leak; PowerOfTwo
 //! draws two distinct members; least-* strategies break ties by rotation.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::*;
 use replica_router::*;
-
-/// `hold` blocks until released; `fail` fails; `panic` panics; else echo.
-/// `sleep` is a per-instance processing delay; `load` what `load()` reports.
-struct Busy {
-    entered: Arc<AtomicUsize>,
-    release: Arc<AtomicBool>,
-    sleep: Duration,
-    load: f64,
-}
-
-impl MeshDaemon for Busy {
-    fn name(&self) -> &str {
-        "busy"
-    }
-    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
-        match &event.payload()[..] {
-            b"hold" => {
-                self.entered.fetch_add(1, Ordering::SeqCst);
-                while !self.release.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-            b"fail" => return Err(DaemonError::ProcessFailed("asked to".into())),
-            b"panic" => panic!("busy daemon panicked on purpose"),
-            _ => std::thread::sleep(self.sleep),
-        }
-        Ok(vec![event.payload().clone()])
-    }
-    fn load(&self) -> f64 {
-        self.load
-    }
-}
+use replica_router_testkit::support::*;
 
 struct Fixture {
     rt: DaemonRuntime,
-    entered: Arc<AtomicUsize>,
-    release: Arc<AtomicBool>,
+    latch: Arc<Latch>,
 }
 
 /// A runtime over nodes 1..=n with the given weights (one zone) and a `busy`
-/// factory whose k-th created daemon sleeps `sleeps[k]` and reports `loads[k]`.
-fn fixture(weights: &[u32], sleeps: Vec<Duration>, loads: Vec<f64>) -> Fixture {
-    let rt = DaemonRuntime::new(
+/// kind: `flaky` daemons whose `hold` events wait on the fixture's latch,
+/// the k-th created taking `delays[k]` per event and reporting `loads[k]`.
+fn fixture(weights: &[u32], delays: Vec<Duration>, loads: Vec<f64>) -> Fixture {
+    let rt = runtime_on(
         weights
             .iter()
             .enumerate()
             .map(|(i, &w)| NodeInfo::new(i as u64 + 1).with_weight(w)),
     );
-    let entered = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(AtomicBool::new(false));
+    let latch = Arc::new(Latch::default());
     let made = Arc::new(AtomicUsize::new(0));
-    let (e, r) = (Arc::clone(&entered), Arc::clone(&release));
+    let l = Arc::clone(&latch);
     rt.register_factory("busy", move || {
         let k = made.fetch_add(1, Ordering::SeqCst);
-        Box::new(Busy {
-            entered: Arc::clone(&e),
-            release: Arc::clone(&r),
-            sleep: sleeps.get(k).copied().unwrap_or_default(),
-            load: loads.get(k).copied().unwrap_or_default(),
-        })
+        let daemon = Flaky::default()
+            .with_latch(Arc::clone(&l))
+            .with_delay(delays.get(k).copied().unwrap_or_default())
+            .with_load(loads.get(k).copied().unwrap_or_default());
+        Box::new(daemon)
     })
     .unwrap();
-    rt.start().unwrap();
-    Fixture {
-        rt,
-        entered,
-        release,
-    }
+    Fixture { rt, latch }
 }
 
 impl Fixture {
-    /// Starts `n` deliveries of `hold` to `origin` and waits until all are
-    /// inside the daemon or queued behind it (in flight either way).
-    fn hold(&self, origin: u64, n: usize) -> Vec<JoinHandle<()>> {
-        let before = self.entered.load(Ordering::SeqCst);
-        let handles = (0..n)
-            .map(|_| {
-                let rt = self.rt.clone();
-                std::thread::spawn(move || {
-                    rt.deliver(origin, &Event::new("hold")).unwrap();
-                })
-            })
-            .collect();
-        while self.entered.load(Ordering::SeqCst) == before {
-            std::thread::yield_now();
-        }
-        // The others are blocked on the daemon's lock, already counted in flight.
-        std::thread::sleep(Duration::from_millis(100));
-        handles
-    }
-
-    fn release_all(&self, handles: Vec<JoinHandle<()>>) {
-        self.release.store(true, Ordering::SeqCst);
-        for h in handles {
-            h.join().unwrap();
-        }
-        self.release.store(false, Ordering::SeqCst);
+    /// Keeps `n` deliveries to `origin` in flight until released.
+    fn hold(&self, origin: u64, n: usize) -> Held {
+        self.latch.hold(&self.rt, origin, n)
     }
 }
 
@@ -118,19 +52,19 @@ fn spawn(f: &Fixture, n: u8, seed_byte: u8, strategy: Strategy) -> ReplicaGroup 
     ReplicaGroup::spawn(&f.rt, "busy", config(n, seed_byte, strategy)).unwrap()
 }
 
-fn count_routes(g: &ReplicaGroup, n: usize, ctx: &RequestContext) -> BTreeMap<u8, usize> {
-    let index_of: BTreeMap<u64, u8> = g
-        .replicas()
+/// Each member's index, by origin hash.
+fn index_of(g: &ReplicaGroup) -> BTreeMap<u64, u8> {
+    g.replicas()
         .iter()
         .map(|m| (m.origin_hash, m.index))
-        .collect();
+        .collect()
+}
+
+/// Routes `ctx` `n` times through a fresh `Router`: routes per member index.
+fn count_routes(g: &ReplicaGroup, n: usize, ctx: &RequestContext) -> BTreeMap<u8, usize> {
+    let index_of = index_of(g);
     let mut router = g.router();
-    let mut out = BTreeMap::new();
-    for _ in 0..n {
-        *out.entry(index_of[&router.route(ctx).unwrap()])
-            .or_default() += 1;
-    }
-    out
+    tally((0..n).map(|_| index_of[&router.route(ctx).unwrap()]))
 }
 
 #[test]
@@ -182,7 +116,7 @@ fn least_connections_avoids_members_with_deliveries_in_flight() {
             "{s:?} routed to the busy member: {c:?}"
         );
         assert_eq!(c.len(), 2, "{s:?}: both idle members take traffic: {c:?}");
-        f.release_all(held);
+        held.release();
         // Released: in flight is back to 0 and every member takes traffic.
         let c = count_routes(&g, 600, &RequestContext::new());
         assert_eq!(c.len(), 3, "{s:?} after release: {c:?}");
@@ -200,7 +134,7 @@ fn power_of_two_draws_two_distinct_members() {
     let c = count_routes(&g, 5_000, &RequestContext::new());
     assert_eq!(c.get(&0), None, "a draw of the busy member twice: {c:?}");
     assert_eq!(c.get(&1), Some(&5_000));
-    f.release_all(held);
+    held.release();
     // Idle: ties go to the first drawn, itself random, so both take traffic.
     let c = count_routes(&g, 5_000, &RequestContext::new());
     assert!(c.values().all(|&n| n > 2_000), "{c:?}");
@@ -231,8 +165,8 @@ fn in_flight_counts_cannot_leak_through_errors_or_panics() {
 #[test]
 fn least_latency_prefers_the_fast_members() {
     // The first daemon created (replica 0) takes 20 ms per event.
-    let sleeps = vec![Duration::from_millis(20)];
-    let f = fixture(&[100, 100, 100], sleeps, vec![]);
+    let delays = vec![Duration::from_millis(20)];
+    let f = fixture(&[100, 100, 100], delays, vec![]);
     let g = spawn(&f, 3, 40, Strategy::LeastLatency);
     let slow = g.replicas()[0].origin_hash;
     let mut router = g.router();
@@ -288,7 +222,7 @@ fn least_strategies_share_evenly_among_tied_members() {
         let held = f.hold(g.replicas()[1].origin_hash, 1);
         // Members 0, 2 and 3 are idle and tied: each should get a third.
         let c = count_routes(&g, 3_000, &RequestContext::new());
-        f.release_all(held);
+        held.release();
         for idle in [0u8, 2, 3] {
             let n = c.get(&idle).copied().unwrap_or(0);
             assert!(
@@ -322,11 +256,7 @@ fn weighted_round_robin_follows_node_weights_exactly() {
         );
         // Smooth: every 6 consecutive routes hold exactly 1, 2 and 3.
         let mut router = g.router();
-        let index_of: BTreeMap<u64, u8> = g
-            .replicas()
-            .iter()
-            .map(|m| (m.origin_hash, m.index))
-            .collect();
+        let index_of = index_of(&g);
         for _ in 0..50 {
             let mut lap = [0; 3];
             for _ in 0..6 {
@@ -364,7 +294,7 @@ fn weighted_least_connections_prefers_the_heavier_idle_node() {
     let held = f.hold(heavy, 2);
     let c = count_routes(&g, 100, &RequestContext::new());
     assert_eq!(c, BTreeMap::from([(0, 50), (1, 50)]), "{c:?}");
-    f.release_all(held);
+    held.release();
     f.rt.shutdown();
 }
 
@@ -410,6 +340,6 @@ fn adaptive_sends_uneven_load_to_the_less_busy_member() {
     let held = f.hold(busy, 1);
     let c = count_routes(&g, 1_000, &RequestContext::new());
     assert_eq!(c, BTreeMap::from([(1, 1_000)]), "{c:?}");
-    f.release_all(held);
+    held.release();
     f.rt.shutdown();
 }

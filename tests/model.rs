@@ -1,54 +1,28 @@
-//! Model-based tests on stable: the `replica_router::fuzzing` interpreter
-//! (the same one `fuzz/`'s `ops` target drives) over scenarios built by
-//! `arbitrary` from seeded pseudo-random bytes. After every operation the
-//! runtime must agree with the plain reference model of DESIGN.md.
+//! Model-based tests on stable: the testkit's interpreter (the same one
+//! `fuzz/`'s `ops` target drives) over scenarios built by `arbitrary` from
+//! seeded pseudo-random bytes. After every operation the runtime must agree
+//! with the plain reference model of DESIGN.md.
 //!
 //! `MODEL_CASES` sets the number of scenarios (default 2,000) and
 //! `MODEL_SEED` the first seed, to replay or widen a run.
 
-use arbitrary::{Arbitrary, Unstructured};
-use replica_router::fuzzing::{run, Op, Scenario};
-
-/// xorshift64*: the byte source scenarios are built from.
-struct Bytes(u64);
-
-impl Bytes {
-    fn fill(&mut self, len: usize) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                self.0 ^= self.0 >> 12;
-                self.0 ^= self.0 << 25;
-                self.0 ^= self.0 >> 27;
-                (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-            })
-            .collect()
-    }
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use replica_router_testkit::model::*;
+use replica_router_testkit::support::{env_or, from_bytes, fuzz_seeds, generate};
 
 /// The scenario seed `seed` builds: up to 1.5 KiB of input, so up to a few
 /// dozen operations.
 fn scenario(seed: u64) -> Scenario {
-    let mut source = Bytes(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let len = 64 + (seed as usize * 7919) % 1536;
-    let data = source.fill(len);
-    Scenario::arbitrary_take_rest(Unstructured::new(&data)).expect("any bytes make a scenario")
+    generate(seed, 1536)
 }
 
 #[test]
 fn runtime_agrees_with_the_reference_model_on_generated_scenarios() {
-    let cases = env("MODEL_CASES", 2_000);
-    let first = env("MODEL_SEED", 1);
+    let cases = env_or("MODEL_CASES", 2_000);
+    let first = env_or("MODEL_SEED", 1);
     let mut ops = 0;
     for seed in first..first + cases {
         let scenario = scenario(seed);
-        ops += scenario.ops.len().min(replica_router::fuzzing::MAX_OPS);
+        ops += scenario.ops.len().min(MAX_OPS);
         if let Err(divergence) = run(&scenario) {
             panic!("seed {seed}: {divergence}\n{scenario:#?}");
         }
@@ -60,11 +34,24 @@ fn runtime_agrees_with_the_reference_model_on_generated_scenarios() {
     );
 }
 
+/// The committed seeds of the `ops` fuzz target (`fuzz/corpus/ops/`), found
+/// by coverage-guided fuzzing, agree with the model too.
+#[test]
+fn committed_fuzz_seeds_agree_with_the_model() {
+    let seeds = fuzz_seeds("ops");
+    assert!(seeds.len() >= 40, "{} committed seeds", seeds.len());
+    for (name, data) in &seeds {
+        let scenario: Scenario = from_bytes(data);
+        if let Err(divergence) = run(&scenario) {
+            panic!("{name}: {divergence}\n{scenario:#?}");
+        }
+    }
+}
+
 /// A scenario written out: growth, failover with and without a free node,
 /// recovery, shrink, routes and deliveries of every kind, then shutdown.
 #[test]
 fn a_written_scenario_agrees_with_the_model() {
-    use replica_router::fuzzing::*;
     let node = |id, zone, tags| NodeSpec {
         id,
         zone: Some(zone),

@@ -2,15 +2,13 @@
 //! hashes the key eagerly and never allocates. Checked with a counting
 //! global allocator that counts only on the thread under test.
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
-struct Counting;
+struct CountingAllocator;
 
 thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
@@ -29,7 +27,7 @@ fn note() {
 // SAFETY: forwards every call to the system allocator unchanged; the
 // bookkeeping touches only const-initialised thread locals, which never
 // allocate.
-unsafe impl GlobalAlloc for Counting {
+unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
         // SAFETY: same contract as the caller's.
@@ -52,7 +50,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Allocations `f` makes on this thread.
 fn allocations(f: impl FnOnce()) -> usize {
@@ -65,13 +63,11 @@ fn allocations(f: impl FnOnce()) -> usize {
 
 #[test]
 fn routing_allocates_nothing_on_any_strategy() {
-    let rt = DaemonRuntime::new((1..=6).map(|id| {
+    let rt = runtime_on((1..=6).map(|id| {
         NodeInfo::new(id)
             .with_zone(&zone_of(id, 3))
             .with_tag(if id % 2 == 0 { "even" } else { "odd" })
     }));
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
     let contexts = [
         RequestContext::new(),
         RequestContext::new().with_routing_key("user-42"),

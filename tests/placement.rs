@@ -1,14 +1,12 @@
 //! DESIGN semantics 1 and 3: spread placement, determinism, requirements, and
 //! all-or-nothing failure.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 #[test]
 fn zero_replicas_is_invalid_config_in_spawn_and_scale_to() {
@@ -43,15 +41,13 @@ fn replicas_of_a_group_go_to_distinct_nodes() {
 #[test]
 fn placement_prefers_distinct_zones() {
     // The three lowest ids share zone "a"; zones "b" and "c" have one node each.
-    let rt = DaemonRuntime::new([
+    let rt = runtime_on([
         NodeInfo::new(1).with_zone("a"),
         NodeInfo::new(2).with_zone("a"),
         NodeInfo::new(3).with_zone("a"),
         NodeInfo::new(4).with_zone("b"),
         NodeInfo::new(5).with_zone("c"),
     ]);
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
     let g = ReplicaGroup::spawn(&rt, "echo", config(3, 1, Strategy::RoundRobin)).unwrap();
     assert_eq!(
         member_nodes(&g),
@@ -104,9 +100,7 @@ fn placement_prefers_least_loaded_node_then_lowest_id() {
 /// Applies one fixed sequence of changes and returns every group's members
 /// after each step.
 fn scripted_history() -> Vec<Vec<MemberInfo>> {
-    let rt = DaemonRuntime::new(nodes(7, 3));
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
+    let rt = runtime(7, 3);
     let mut history = Vec::new();
     let a = ReplicaGroup::spawn(&rt, "echo", config(3, 1, Strategy::RoundRobin)).unwrap();
     let b = ReplicaGroup::spawn(&rt, "echo", config(4, 2, Strategy::ConsistentHash)).unwrap();
@@ -150,7 +144,7 @@ fn placement_is_deterministic_across_runtimes() {
 
 #[test]
 fn placement_honours_daemon_requirements() {
-    let rt = DaemonRuntime::new((1..=6).map(|id| {
+    let rt = runtime_on((1..=6).map(|id| {
         let n = NodeInfo::new(id).with_zone(&zone_of(id, 2));
         if id % 2 == 0 {
             n.with_tag("gpu")
@@ -158,9 +152,8 @@ fn placement_honours_daemon_requirements() {
             n
         }
     }));
-    rt.register_factory("gpu", || Box::new(NeedsTag("gpu")))
+    rt.register_factory("gpu", || Box::new(NeedsTag::new("gpu")))
         .unwrap();
-    rt.start().unwrap();
     let g = ReplicaGroup::spawn(&rt, "gpu", config(3, 1, Strategy::RoundRobin)).unwrap();
     let mut nodes = member_nodes(&g);
     nodes.sort_unstable();
@@ -246,16 +239,13 @@ fn a_seed_in_use_cannot_spawn_a_second_group() {
 
 #[test]
 fn placement_does_not_depend_on_the_order_nodes_are_listed() {
-    let forward = DaemonRuntime::new(nodes(6, 3));
-    let mut reversed_nodes = nodes(6, 3);
-    reversed_nodes.reverse();
-    let reversed = DaemonRuntime::new(reversed_nodes);
+    let mut reversed = nodes(6, 3);
+    reversed.reverse();
     let mut results = Vec::new();
-    for rt in [&forward, &reversed] {
-        rt.register_factory("echo", || Box::new(Echo)).unwrap();
-        rt.start().unwrap();
-        let a = ReplicaGroup::spawn(rt, "echo", config(4, 1, Strategy::RoundRobin)).unwrap();
-        let b = ReplicaGroup::spawn(rt, "echo", config(3, 2, Strategy::RoundRobin)).unwrap();
+    for listed in [nodes(6, 3), reversed] {
+        let rt = runtime_on(listed);
+        let a = ReplicaGroup::spawn(&rt, "echo", config(4, 1, Strategy::RoundRobin)).unwrap();
+        let b = ReplicaGroup::spawn(&rt, "echo", config(3, 2, Strategy::RoundRobin)).unwrap();
         rt.node_failed(a.replicas()[0].node_id).unwrap();
         results.push((a.replicas(), b.replicas()));
         rt.shutdown();
@@ -277,14 +267,12 @@ fn max_replica_count_255_places_on_255_nodes() {
 #[test]
 fn failover_prefers_a_node_in_a_zone_the_group_does_not_use() {
     // Zone a: nodes 1 and 5; zone b: nodes 2 and 4.
-    let rt = DaemonRuntime::new([
+    let rt = runtime_on([
         NodeInfo::new(1).with_zone("a"),
         NodeInfo::new(2).with_zone("b"),
         NodeInfo::new(4).with_zone("b"),
         NodeInfo::new(5).with_zone("a"),
     ]);
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
     let g = ReplicaGroup::spawn(&rt, "echo", config(2, 1, Strategy::RoundRobin)).unwrap();
     assert_eq!(member_nodes(&g), vec![1, 2], "one member per zone");
     rt.node_failed(1).unwrap();

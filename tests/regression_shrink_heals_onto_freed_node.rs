@@ -5,10 +5,8 @@
 //! node no longer listed the group, so a later failure of that node skipped
 //! the group and left the member healthy on a failed node (DESIGN 5 and 8).
 
-mod common;
-
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 #[test]
 fn member_healed_onto_a_node_freed_by_shrinking_fails_over_with_it() {

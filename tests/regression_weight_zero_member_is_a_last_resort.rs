@@ -7,29 +7,20 @@
 //! A zone preference does not override it (issue 18): a weighted member out
 //! of the zone is taken before a drained one in it.
 
-mod common;
-
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 const WEIGHTED_SCHEDULES: [Strategy; 2] = [Strategy::WeightedRoundRobin, Strategy::Adaptive];
 
-fn runtime_with(nodes: Vec<NodeInfo>) -> DaemonRuntime {
-    let rt = DaemonRuntime::new(nodes);
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
-    rt
-}
-
 fn origin_on(group: &ReplicaGroup, node: u64) -> u64 {
-    let member = group.replicas().into_iter().find(|m| m.node_id == node);
+    let member = member_on(group, node);
     member.expect("a member on the node").origin_hash
 }
 
 #[test]
 fn zone_preference_does_not_pick_a_drained_member_over_a_weighted_one() {
     for (seed, strategy) in (80..).zip(WEIGHTED_SCHEDULES) {
-        let rt = runtime_with(vec![
+        let rt = runtime_on([
             NodeInfo::new(1).with_zone("z0"),
             NodeInfo::new(2).with_zone("z1").with_weight(0),
         ]);
@@ -55,7 +46,7 @@ fn zone_preference_does_not_pick_a_drained_member_over_a_weighted_one() {
 #[test]
 fn a_required_tag_carried_only_by_a_weight_zero_member_is_routable() {
     for (seed, strategy) in (82..).zip(WEIGHTED_SCHEDULES) {
-        let rt = runtime_with(vec![
+        let rt = runtime_on([
             NodeInfo::new(1),
             NodeInfo::new(2).with_tag("t").with_weight(0),
             NodeInfo::new(3).with_tag("t").with_weight(0),

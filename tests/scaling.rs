@@ -1,13 +1,11 @@
 //! DESIGN semantics 4, 8 (removed members), 9 and 14: growing and shrinking.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 fn indices(g: &ReplicaGroup) -> Vec<u8> {
     g.replicas().iter().map(|m| m.index).collect()

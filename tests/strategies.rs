@@ -2,26 +2,16 @@
 //! random, a million routes on every strategy, zone preference and tag
 //! requirements on every strategy.
 
-mod common;
-
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 /// Strategies whose plain (no key) routes are not a pure function of the
 /// request: they may pick any admissible member.
 fn keyed_is_sticky(strategy: Strategy) -> bool {
     matches!(strategy, Strategy::ConsistentHash | Strategy::Adaptive)
-}
-
-fn counts(hashes: impl IntoIterator<Item = u64>) -> BTreeMap<u64, usize> {
-    let mut m = BTreeMap::new();
-    for h in hashes {
-        *m.entry(h).or_default() += 1;
-    }
-    m
 }
 
 #[test]
@@ -39,17 +29,17 @@ fn round_robin_cycles_through_all_healthy_members_evenly() {
             "each lap visits every member"
         );
     }
-    assert!(counts(seq).values().all(|&c| c == 1_000));
+    assert!(tally(seq).values().all(|&c| c == 1_000));
     let seq: Vec<u64> = (0..5_000).map(|_| g.route_event(&ctx).unwrap()).collect();
     assert!(
-        counts(seq).values().all(|&c| c == 1_000),
+        tally(seq).values().all(|&c| c == 1_000),
         "route_event rotates evenly too"
     );
     // With one member down, the rotation covers the other four evenly.
     let down = g.replicas()[2].clone();
     rt.node_failed(down.node_id).unwrap();
     let seq: Vec<u64> = (0..4_000).map(|_| router.route(&ctx).unwrap()).collect();
-    let c = counts(seq);
+    let c = tally(seq);
     assert_eq!(c.len(), 4);
     assert!(!c.contains_key(&down.origin_hash));
     assert!(c.values().all(|&n| n == 1_000), "{c:?}");
@@ -62,8 +52,8 @@ fn random_covers_all_members() {
     let g = ReplicaGroup::spawn(&rt, "echo", config(5, 2, Strategy::Random)).unwrap();
     let ctx = RequestContext::new();
     let mut router = g.router();
-    let a = counts((0..10_000).map(|_| router.route(&ctx).unwrap()));
-    let b = counts((0..10_000).map(|_| g.route_event(&ctx).unwrap()));
+    let a = tally((0..10_000).map(|_| router.route(&ctx).unwrap()));
+    let b = tally((0..10_000).map(|_| g.route_event(&ctx).unwrap()));
     for c in [a, b] {
         assert_eq!(c.len(), 5);
         for n in c.values() {
@@ -138,7 +128,7 @@ fn every_strategy_spawns_and_routes() {
 
 /// Six nodes in zones z0, z1, z2 (two each); tags: ssd on 1 and 2, gpu on 2 and 3.
 fn tagged_runtime() -> DaemonRuntime {
-    let rt = DaemonRuntime::new((1..=6).map(|id| {
+    runtime_on((1..=6).map(|id| {
         let mut n = NodeInfo::new(id).with_zone(&zone_of(id, 3));
         if id == 1 || id == 2 {
             n = n.with_tag("ssd");
@@ -147,10 +137,7 @@ fn tagged_runtime() -> DaemonRuntime {
             n = n.with_tag("gpu");
         }
         n
-    }));
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
-    rt
+    }))
 }
 
 fn hashes_on(g: &ReplicaGroup, nodes: &[u64]) -> BTreeSet<u64> {
@@ -277,12 +264,10 @@ fn require_tag_admits_only_members_on_tagged_nodes() {
 fn require_tag_works_past_64_distinct_tags() {
     // Three nodes with 40 tags each: 120 distinct tags, more than a roster
     // numbers (64), so some requirements are checked on the member itself.
-    let rt = DaemonRuntime::new(
+    let rt = runtime_on(
         (1..=3u64)
             .map(|id| (0..40).fold(NodeInfo::new(id), |n, t| n.with_tag(&format!("n{id}-t{t}")))),
     );
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
     for (i, strategy) in Strategy::ALL.into_iter().enumerate() {
         let g = ReplicaGroup::spawn(&rt, "echo", config(3, 150 + i as u8, strategy)).unwrap();
         let mut router = g.router();

@@ -9,35 +9,17 @@
 //! - no event is lost: every `dispatch` either delivered the event (the
 //!   daemons processed exactly that many) or returned it unprocessed.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 const NODES: u64 = 8;
 
 /// The healthy members of each group after each change, by change number.
 type States = RwLock<Vec<[Vec<u64>; 2]>>;
-
-/// xorshift64: the chaos script.
-struct Chaos(u64);
-
-impl Chaos {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn healthy(group: &ReplicaGroup) -> Vec<u64> {
-    healthy_hashes(group)
-}
 
 /// What one reader counted.
 #[derive(Default)]
@@ -51,33 +33,24 @@ struct Tally {
     suspects: Vec<(usize, usize, usize, u64)>,
 }
 
-fn stress_seconds() -> u64 {
-    std::env::var("STRESS_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
-        .min(60)
-}
-
 #[test]
 fn routing_under_chaos_keeps_epochs_removals_and_events() {
     let processed = Arc::new(AtomicUsize::new(0));
-    let rt = DaemonRuntime::new(nodes(NODES, 2));
+    let rt = runtime(NODES, 2);
     let counter = Arc::clone(&processed);
     rt.register_factory("counting", move || Box::new(Counting(Arc::clone(&counter))))
         .unwrap();
-    rt.start().unwrap();
     let groups = Arc::new([
         ReplicaGroup::spawn(&rt, "counting", config(4, 31, Strategy::RoundRobin)).unwrap(),
         ReplicaGroup::spawn(&rt, "counting", config(3, 32, Strategy::LeastConnections)).unwrap(),
     ]);
     let states: Arc<States> = Arc::new(RwLock::new(vec![[
-        healthy(&groups[0]),
-        healthy(&groups[1]),
+        healthy_hashes(&groups[0]),
+        healthy_hashes(&groups[1]),
     ]]));
     let seq = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(stress_seconds());
+    let deadline = Instant::now() + Duration::from_secs(env_or("STRESS_SECONDS", 5).min(60));
 
     let readers: Vec<_> = [true, false]
         .into_iter()
@@ -159,7 +132,7 @@ fn routing_under_chaos_keeps_epochs_removals_and_events() {
             rt.clone(),
         );
         std::thread::spawn(move || {
-            let mut script = Chaos(0x5eed_cafe);
+            let mut script = XorShift::seeded(0x5eed_cafe);
             let mut changes = 0u64;
             while Instant::now() < deadline {
                 let node = 1 + script.below(NODES);
@@ -171,7 +144,7 @@ fn routing_under_chaos_keeps_epochs_removals_and_events() {
                 }
                 // The chaos thread is the only one changing anything, so this
                 // is exactly the state the change left.
-                let now = [healthy(&groups[0]), healthy(&groups[1])];
+                let now = [healthy_hashes(&groups[0]), healthy_hashes(&groups[1])];
                 states.write().unwrap().push(now);
                 changes += 1;
                 seq.store(changes, Ordering::Release);

@@ -1,11 +1,9 @@
 //! Weighted strategies follow node weights (`NodeInfo::with_weight`).
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use replica_router::*;
+use replica_router_testkit::support::*;
 
 const WEIGHTS: [u32; 4] = [100, 200, 300, 400];
 
@@ -16,9 +14,7 @@ fn weighted_group(strategy: Strategy) -> (DaemonRuntime, ReplicaGroup, HashMap<u
         .iter()
         .enumerate()
         .map(|(i, &w)| NodeInfo::new(i as u64 + 1).with_weight(w));
-    let rt = DaemonRuntime::new(nodes);
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
+    let rt = runtime_on(nodes);
     let group = ReplicaGroup::spawn(&rt, "echo", config(4, 60, strategy)).unwrap();
     let weight_of = group
         .replicas()
@@ -31,17 +27,12 @@ fn weighted_group(strategy: Strategy) -> (DaemonRuntime, ReplicaGroup, HashMap<u
 fn assert_shares_follow_weights(strategy: Strategy) {
     let (_rt, group, weight_of) = weighted_group(strategy);
     let mut router = group.router();
-    let mut counts: HashMap<u64, u32> = HashMap::new();
-    let routes = 60_000;
-    for _ in 0..routes {
-        *counts
-            .entry(router.route(&RequestContext::new()).unwrap())
-            .or_default() += 1;
-    }
+    let routes = 60_000u32;
+    let counts = tally((0..routes).map(|_| router.route(&RequestContext::new()).unwrap()));
     let total_weight: u32 = WEIGHTS.iter().sum();
     for (origin, weight) in &weight_of {
         let expected = f64::from(routes) * f64::from(*weight) / f64::from(total_weight);
-        let got = f64::from(counts.get(origin).copied().unwrap_or(0));
+        let got = counts.get(origin).copied().unwrap_or(0) as f64;
         assert!(
             (got - expected).abs() <= 0.05 * expected,
             "{strategy:?}: member with weight {weight} got {got} routes, expected {expected} ± 5%"
@@ -95,17 +86,10 @@ fn zero_weight_members_get_no_weighted_round_robin_traffic() {
         NodeInfo::new(2).with_weight(100),
         NodeInfo::new(3).with_weight(100),
     ];
-    let rt = DaemonRuntime::new(nodes);
-    rt.register_factory("echo", || Box::new(Echo)).unwrap();
-    rt.start().unwrap();
+    let rt = runtime_on(nodes);
     let group =
         ReplicaGroup::spawn(&rt, "echo", config(3, 61, Strategy::WeightedRoundRobin)).unwrap();
-    let zero = group
-        .replicas()
-        .iter()
-        .find(|m| m.node_id == 1)
-        .unwrap()
-        .origin_hash;
+    let zero = member_on(&group, 1).unwrap().origin_hash;
     let mut router = group.router();
     for _ in 0..1_000 {
         assert_ne!(router.route(&RequestContext::new()).unwrap(), zero);

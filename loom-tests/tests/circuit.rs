@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::support::{config, model, runtime};
+use loom_tests::support::model;
 use replica_router::loom_hooks::advance_clock;
 use replica_router::*;
+use replica_router_testkit::support::{config_with_host, runtime};
 
 const WINDOW: Duration = Duration::from_secs(10);
 
@@ -22,9 +23,13 @@ fn host() -> DaemonHostConfig {
 
 /// A replica whose circuit is open: one failure at threshold 1.
 fn opened() -> (Arc<DaemonRuntime>, ReplicaGroup, u64) {
-    let rt = runtime(1);
-    let group =
-        ReplicaGroup::spawn(&rt, "flaky", config(1, 3, Strategy::RoundRobin, host())).unwrap();
+    let rt = runtime(1, 1);
+    let group = ReplicaGroup::spawn(
+        &rt,
+        "flaky",
+        config_with_host(1, 3, Strategy::RoundRobin, host()),
+    )
+    .unwrap();
     let origin = group.route_event(&RequestContext::new()).unwrap();
     assert!(matches!(
         rt.deliver(origin, &Event::new("fail")),

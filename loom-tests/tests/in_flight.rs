@@ -5,22 +5,18 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::support::{config, model, runtime};
+use loom_tests::support::model;
 use replica_router::loom_hooks::in_flight;
 use replica_router::*;
+use replica_router_testkit::support::{config, runtime};
 
 /// Two threads deliver to one replica at once, one event that succeeds and
 /// one that panics in the daemon, while the main thread watches the count.
 #[test]
 fn in_flight_never_underflows_and_returns_to_zero() {
     model("in_flight", || {
-        let rt = runtime(1);
-        let group = ReplicaGroup::spawn(
-            &rt,
-            "flaky",
-            config(1, 1, Strategy::RoundRobin, DaemonHostConfig::default()),
-        )
-        .unwrap();
+        let rt = runtime(1, 1);
+        let group = ReplicaGroup::spawn(&rt, "flaky", config(1, 1, Strategy::RoundRobin)).unwrap();
         let origin = group.route_event(&RequestContext::new()).unwrap();
         let rt = Arc::new(rt);
         let deliveries: Vec<_> = ["ok", "panic"]

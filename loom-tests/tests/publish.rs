@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::support::{config, model, runtime};
+use loom_tests::support::model;
 use replica_router::loom_hooks::{route_observed, Observed};
 use replica_router::*;
+use replica_router_testkit::support::{config, runtime};
 
 /// Routes per reader.
 const ROUTES: usize = 3;
@@ -43,22 +44,18 @@ struct Seen {
 }
 
 /// Runs one change on the main thread while two readers route `ROUTES`
-/// times each; returns what they saw, with the rosters published before
-/// and after the change.
+/// times each (delivering to what they routed to, if `deliver`), and checks
+/// what they saw; returns the rosters published before and after the
+/// change.
 fn race(
     nodes: u64,
     start: u8,
     deliver: bool,
     change: impl FnOnce(&DaemonRuntime, &ReplicaGroup) + 'static,
-) -> (Vec<Vec<Seen>>, Vec<MemberInfo>, Vec<MemberInfo>, u64) {
-    let rt = runtime(nodes);
+) -> (Vec<MemberInfo>, Vec<MemberInfo>) {
+    let rt = runtime(nodes, 1);
     let group = Arc::new(
-        ReplicaGroup::spawn(
-            &rt,
-            "flaky",
-            config(start, 7, Strategy::RoundRobin, DaemonHostConfig::default()),
-        )
-        .unwrap(),
+        ReplicaGroup::spawn(&rt, "flaky", config(start, 7, Strategy::RoundRobin)).unwrap(),
     );
     let before = group.replicas();
     let before_epoch = group.epoch();
@@ -66,58 +63,26 @@ fn race(
     let ctx = RequestContext::new();
 
     let with_router = {
-        let (group, changed, rt, ctx) = (
-            Arc::clone(&group),
-            Arc::clone(&changed),
-            rt.clone(),
-            ctx.clone(),
-        );
-        thread::spawn(move || {
+        let (group, ctx) = (Arc::clone(&group), ctx.clone());
+        reader(rt.clone(), Arc::clone(&changed), deliver, move || {
             let mut router = group.router();
-            (0..ROUTES)
-                .map(|_| {
-                    let after_change = changed.load(Ordering::Acquire);
-                    let Observed {
-                        epoch,
-                        members,
-                        routed,
-                    } = route_observed(&mut router, &ctx);
-                    let delivered = (deliver && routed.is_ok()).then(|| {
-                        rt.deliver(*routed.as_ref().unwrap(), &Event::new("x"))
-                            .map(drop)
-                    });
-                    Seen {
-                        after_change,
-                        epoch,
-                        members: Some(members),
-                        routed,
-                        delivered,
-                    }
-                })
-                .collect::<Vec<_>>()
+            move || {
+                let Observed {
+                    epoch,
+                    members,
+                    routed,
+                } = route_observed(&mut router, &ctx);
+                (epoch, Some(members), routed)
+            }
         })
     };
     let with_route_event = {
-        let (group, changed, rt) = (Arc::clone(&group), Arc::clone(&changed), rt.clone());
-        thread::spawn(move || {
-            (0..ROUTES)
-                .map(|_| {
-                    let after_change = changed.load(Ordering::Acquire);
-                    let routed = group.route_event(&ctx);
-                    let epoch = group.epoch();
-                    let delivered = (deliver && routed.is_ok()).then(|| {
-                        rt.deliver(*routed.as_ref().unwrap(), &Event::new("x"))
-                            .map(drop)
-                    });
-                    Seen {
-                        after_change,
-                        epoch,
-                        members: None,
-                        routed,
-                        delivered,
-                    }
-                })
-                .collect::<Vec<_>>()
+        let group = Arc::clone(&group);
+        reader(rt.clone(), Arc::clone(&changed), deliver, move || {
+            move || {
+                let routed = group.route_event(&ctx);
+                (group.epoch(), None, routed)
+            }
         })
     };
 
@@ -137,7 +102,43 @@ fn race(
     ];
     drop(group);
     rt.shutdown();
-    (seen, before, after, after_epoch)
+    check(&seen, &before, &after, after_epoch);
+    (before, after)
+}
+
+/// A route's epoch, the snapshot's members (when the route reports them),
+/// and the member routed to.
+type Observation = (u64, Option<Vec<MemberInfo>>, Result<u64, GroupError>);
+
+/// A reader thread: sets up its `route` (a `Router`, say), then `ROUTES`
+/// times notes whether the change has returned, routes, and delivers to the
+/// member it routed to, if `deliver`.
+fn reader<R: FnMut() -> Observation>(
+    rt: DaemonRuntime,
+    changed: Arc<AtomicBool>,
+    deliver: bool,
+    route: impl FnOnce() -> R + Send + 'static,
+) -> thread::JoinHandle<Vec<Seen>> {
+    thread::spawn(move || {
+        let mut route = route();
+        (0..ROUTES)
+            .map(|_| {
+                let after_change = changed.load(Ordering::Acquire);
+                let (epoch, members, routed) = route();
+                let delivered = (deliver && routed.is_ok()).then(|| {
+                    rt.deliver(*routed.as_ref().unwrap(), &Event::new("x"))
+                        .map(drop)
+                });
+                Seen {
+                    after_change,
+                    epoch,
+                    members,
+                    routed,
+                    delivered,
+                }
+            })
+            .collect()
+    })
 }
 
 /// Checks what the readers saw against the two published rosters; `gone`
@@ -190,17 +191,28 @@ fn check(seen: &[Vec<Seen>], before: &[MemberInfo], after: &[MemberInfo], after_
     }
 }
 
+/// `scale_to(to)` on a group of 2 (over `nodes` nodes) while the readers
+/// route.
+fn scaling(nodes: u64, to: u8, deliver: bool) {
+    let (before, after) = race(nodes, 2, deliver, move |_, group| {
+        group.scale_to(to).unwrap();
+    });
+    assert_eq!((before.len(), after.len()), (2, usize::from(to)));
+}
+
+/// Node 1, holding member 0 of a group of 2 (over `nodes` nodes), fails
+/// while the readers route; `replaced` members find a new node.
+fn node_failure(nodes: u64, replaced: usize, deliver: bool) -> (Vec<MemberInfo>, Vec<MemberInfo>) {
+    race(nodes, 2, deliver, move |rt, _| {
+        assert_eq!(rt.node_failed(1), Ok(replaced));
+    })
+}
+
 /// Growth: the new member is registered before the roster naming it is
 /// published, so every routed member can be delivered to.
 #[test]
 fn growth_publishes_only_registered_members() {
-    model("growth", || {
-        let (seen, before, after, epoch) = race(3, 2, true, |_, group| {
-            group.scale_to(3).unwrap();
-        });
-        assert_eq!((before.len(), after.len()), (2, 3));
-        check(&seen, &before, &after, epoch);
-    });
+    model("growth", || scaling(3, 3, true));
 }
 
 /// Shrink: once `scale_to` returned, the removed member is never routed to;
@@ -208,13 +220,7 @@ fn growth_publishes_only_registered_members() {
 /// `dispatch` re-routes.
 #[test]
 fn shrink_never_routes_to_removed_member_after_the_call_returns() {
-    model("shrink", || {
-        let (seen, before, after, epoch) = race(2, 2, false, |_, group| {
-            group.scale_to(1).unwrap();
-        });
-        assert_eq!((before.len(), after.len()), (2, 1));
-        check(&seen, &before, &after, epoch);
-    });
+    model("shrink", || scaling(2, 1, false));
 }
 
 /// Node failure with no free node: the member stays, unhealthy, and is
@@ -222,11 +228,8 @@ fn shrink_never_routes_to_removed_member_after_the_call_returns() {
 #[test]
 fn failed_node_member_is_never_routed_after_the_call_returns() {
     model("failed_node", || {
-        let (seen, before, after, epoch) = race(2, 2, false, |rt, _| {
-            assert_eq!(rt.node_failed(1), Ok(0));
-        });
+        let (_, after) = node_failure(2, 0, false);
         assert!(after.iter().any(|m| !m.healthy));
-        check(&seen, &before, &after, epoch);
     });
 }
 
@@ -236,11 +239,8 @@ fn failed_node_member_is_never_routed_after_the_call_returns() {
 #[test]
 fn failover_keeps_every_routed_member_deliverable() {
     model("failover", || {
-        let (seen, before, after, epoch) = race(3, 2, true, |rt, _| {
-            assert_eq!(rt.node_failed(1), Ok(1));
-        });
+        let (before, after) = node_failure(3, 1, true);
         assert_eq!(after[0].origin_hash, before[0].origin_hash);
         assert_ne!(after[0].node_id, before[0].node_id);
-        check(&seen, &before, &after, epoch);
     });
 }

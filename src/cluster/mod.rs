@@ -25,10 +25,10 @@
 //! until the groups are rescaled.
 //!
 //! Building this feature needs `protoc` (Debian: `protobuf-compiler`) for
-//! `etcd-client`'s build script; tests run a vendored etcd ([`LocalEtcd`]).
+//! `etcd-client`'s build script. The tests and the `cluster` example run a
+//! vendored etcd on loopback (`LocalEtcd` in `crates/testkit`).
 
 mod feed;
-mod local_etcd;
 mod member;
 mod process;
 pub mod schema;
@@ -40,7 +40,6 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use feed::FeedStats;
-pub use local_etcd::LocalEtcd;
 pub use member::NodeMembership;
 pub use process::{ClusterRuntime, ClusterStatus};
 

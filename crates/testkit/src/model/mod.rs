@@ -1,6 +1,6 @@
-//! Model-based testing (feature `fuzzing`): an interpreter that applies the
-//! same [`Op`]s to a real [`DaemonRuntime`] and to a plain reference model of
-//! DESIGN.md's semantics, and compares them after every operation.
+//! Model-based testing: an interpreter that applies the same [`Op`]s to a
+//! real [`DaemonRuntime`] and to a plain reference model of DESIGN.md's
+//! semantics, and compares them after every operation.
 //!
 //! Compared after each operation, for every group: its members (index,
 //! origin hash, entity id, node, health), `health`, `replica_count`,
@@ -17,27 +17,26 @@
 //! one:
 //!
 //! ```
-//! use replica_router::fuzzing::{run, Scenario};
+//! use replica_router_testkit::model::{run, Scenario};
 //! let mut bytes = arbitrary::Unstructured::new(&[7; 256]);
 //! let scenario: Scenario = bytes.arbitrary().unwrap();
 //! run(&scenario).unwrap();
 //! ```
 
-mod model;
 mod ops;
+mod reference;
 
 use std::fmt;
-use std::sync::Once;
 use std::time::Duration;
 
-use bytes::Bytes;
-
-use crate::{
-    DaemonError, DaemonHostConfig, DaemonRuntime, DeliverError, Event, MeshDaemon, ReplicaGroup,
+use replica_router::{
+    DaemonHostConfig, DaemonRuntime, DeliverError, Event, MemberInfo, ReplicaGroup,
     ReplicaGroupConfig, Router, Strategy,
 };
-use model::{Delivered, Model, Reaction};
+
+use crate::support::{quiet_deliberate_panics, Flaky, NeedsTag, DELIBERATE_PANIC};
 pub use ops::{ContextSpec, Kind, NodeSpec, Op, Payload, Scenario, Target, Weight};
+use reference::{Delivered, Model, Reaction};
 
 /// Operations in a scenario built from bytes; [`run`] applies at most these
 /// many of a scenario built by hand, to bound a run.
@@ -46,25 +45,6 @@ pub const MAX_OPS: usize = 64;
 /// Initial nodes in a scenario built from bytes; [`Interpreter::new`] uses at
 /// most these many.
 pub const MAX_NODES: usize = 10;
-
-/// The panic payload of the interpreter's deliberate panics (a daemon asked
-/// to panic, the `Broken` kind's factory).
-pub const DELIBERATE_PANIC: &str = "replica-router fuzzing: deliberate panic";
-
-/// Installs (once) a panic hook that keeps the interpreter's deliberate
-/// panics quiet (the runtime catches them) and hands every other panic to
-/// the hook installed before, such as a fuzzer's, which aborts on it.
-pub fn quiet_deliberate_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
-                previous(info);
-            }
-        }));
-    });
-}
 
 /// Where the runtime and the reference model disagreed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,41 +74,13 @@ pub fn run(scenario: &Scenario) -> Result<(), Divergence> {
     Ok(())
 }
 
-/// A daemon that reacts to its payload: `!fail` fails, `!panic` panics,
-/// anything else is echoed.
-#[derive(Debug)]
-struct Scripted {
-    requires: Option<&'static str>,
-}
-
-impl MeshDaemon for Scripted {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-
-    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
-        match &event.payload()[..] {
-            b"!fail" => Err(DaemonError::ProcessFailed("asked to fail".into())),
-            b"!panic" => std::panic::panic_any(DELIBERATE_PANIC),
-            _ => Ok(vec![event.payload().clone()]),
-        }
-    }
-
-    fn requirements(&self) -> crate::CapabilityFilter {
-        let filter = crate::CapabilityFilter::new();
-        match self.requires {
-            Some(tag) => filter.require_tag(tag),
-            None => filter,
-        }
-    }
-}
-
 impl Payload {
     fn bytes(&self) -> Vec<u8> {
         match self {
+            // Never `fail`, `panic` or any other word `Flaky` acts on.
             Payload::Echo(data) => [&b"="[..], data].concat(),
-            Payload::Fail => b"!fail".to_vec(),
-            Payload::Panic => b"!panic".to_vec(),
+            Payload::Fail => b"fail".to_vec(),
+            Payload::Panic => b"panic".to_vec(),
         }
     }
 
@@ -168,11 +120,17 @@ impl Interpreter {
         quiet_deliberate_panics();
         let nodes = &nodes[..nodes.len().min(MAX_NODES)];
         let runtime = DaemonRuntime::new(nodes.iter().map(NodeSpec::info));
-        for (kind, requires) in [(Kind::Plain, None), (Kind::Tagged, Some("a"))] {
-            runtime
-                .register_factory(kind.name(), move || Box::new(Scripted { requires }))
-                .expect("a fresh runtime registers a new kind");
-        }
+        runtime
+            .register_factory(Kind::Plain.name(), || Box::new(Flaky::default()))
+            .expect("a fresh runtime registers a new kind");
+        let tag = Kind::Tagged
+            .required_tag()
+            .expect("the tagged kind needs a tag");
+        runtime
+            .register_factory(Kind::Tagged.name(), move || {
+                Box::new(NeedsTag::with_daemon(tag, Flaky::default()))
+            })
+            .expect("a fresh runtime registers a new kind");
         runtime
             .register_factory(Kind::Broken.name(), || {
                 std::panic::panic_any(DELIBERATE_PANIC)
@@ -182,7 +140,7 @@ impl Interpreter {
         let model = Model::new(
             nodes
                 .iter()
-                .map(|n| model::Node {
+                .map(|n| reference::Node {
                     id: ops::node_id(n.id),
                     zone: n.zone_name().map(str::to_owned),
                     tags: n.tag_names().into_iter().map(str::to_owned).collect(),
@@ -243,7 +201,7 @@ impl Interpreter {
             }
             Op::AddNode(spec) => {
                 let real = self.runtime.add_node(spec.info());
-                let expected = self.model.add_node(model::Node {
+                let expected = self.model.add_node(reference::Node {
                     id: ops::node_id(spec.id),
                     zone: spec.zone_name().map(str::to_owned),
                     tags: spec.tag_names().into_iter().map(str::to_owned).collect(),
@@ -440,7 +398,7 @@ impl Interpreter {
         for (g, handle) in self.handles.iter().enumerate() {
             let real = handle.group.replicas();
             let expected = &self.model.groups[g];
-            let shown = |m: &crate::MemberInfo| (m.index, m.origin_hash, m.node_id, m.healthy);
+            let shown = |m: &MemberInfo| (m.index, m.origin_hash, m.node_id, m.healthy);
             let real_members: Vec<_> = real.iter().map(shown).collect();
             let model_members: Vec<_> = expected
                 .slots

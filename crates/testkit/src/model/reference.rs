@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{
+use replica_router::{
     derive_replica_identity, DeliverError, GroupError, GroupHealth, RuntimeError, Strategy,
 };
 

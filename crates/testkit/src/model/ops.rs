@@ -6,7 +6,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::{MAX_NODES, MAX_OPS};
 
-use crate::{NodeInfo, RequestContext, Strategy};
+use replica_router::{NodeInfo, RequestContext, Strategy, DEFAULT_NODE_WEIGHT};
 
 /// Node ids the operations use: `1..=12` are the usual ones, `0` and `13` are
 /// unknown unless a scenario adds them.
@@ -239,7 +239,7 @@ impl NodeSpec {
 
     pub(crate) fn info(&self) -> NodeInfo {
         let weight = match self.weight {
-            Weight::Default => crate::DEFAULT_NODE_WEIGHT,
+            Weight::Default => DEFAULT_NODE_WEIGHT,
             Weight::Zero => 0,
             Weight::Light => 1,
             Weight::Heavy => 300,

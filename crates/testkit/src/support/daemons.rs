@@ -1,0 +1,274 @@
+//! Small daemons, and the latch and panic silencer that go with them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use replica_router::{CapabilityFilter, DaemonError, DaemonRuntime, Event, MeshDaemon};
+
+/// The payload of every deliberate panic: a [`Flaky`] daemon asked to panic,
+/// the interpreter's broken factory. [`quiet_deliberate_panics`] keeps them
+/// out of the output.
+pub const DELIBERATE_PANIC: &str = "replica-router-testkit: panicked on purpose";
+
+/// Installs (once per process) a panic hook that keeps deliberate panics
+/// ([`DELIBERATE_PANIC`], which the runtime catches) quiet, and hands every
+/// other panic to the hook installed before, such as a fuzzer's, which
+/// aborts on it.
+pub fn quiet_deliberate_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Returns the payload it was given.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Echo;
+
+impl MeshDaemon for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        Ok(vec![event.payload().clone()])
+    }
+}
+
+/// Echoes, and counts the events it processed in a shared counter.
+#[derive(Debug)]
+pub struct Counting(pub Arc<AtomicUsize>);
+
+impl MeshDaemon for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![event.payload().clone()])
+    }
+}
+
+/// Echoes, and counts its own drops in a shared counter (daemons dropped =
+/// replicas torn down).
+#[derive(Debug)]
+pub struct DropCounter(pub Arc<AtomicUsize>);
+
+impl MeshDaemon for DropCounter {
+    fn name(&self) -> &str {
+        "drop-counter"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        Ok(vec![event.payload().clone()])
+    }
+}
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Does what its payload says: `fail` returns `ProcessFailed("asked to
+/// fail")`, `panic` panics with [`DELIBERATE_PANIC`], `slow` takes
+/// [`Flaky::SLOW`], `hold` waits inside `process` while its [`Latch`] is
+/// closed; anything else is echoed after the daemon's delay (none by
+/// default). `load()` reports the load it was given (0.0 by default).
+#[derive(Debug, Default, Clone)]
+pub struct Flaky {
+    latch: Option<Arc<Latch>>,
+    delay: Duration,
+    load: f64,
+}
+
+impl Flaky {
+    /// How long a `slow` event takes.
+    pub const SLOW: Duration = Duration::from_millis(300);
+
+    /// `hold` events wait on `latch`.
+    pub fn with_latch(self, latch: Arc<Latch>) -> Self {
+        Flaky {
+            latch: Some(latch),
+            ..self
+        }
+    }
+
+    /// Every echoed event takes `delay`.
+    pub fn with_delay(self, delay: Duration) -> Self {
+        Flaky { delay, ..self }
+    }
+
+    /// `load()` reports `load`.
+    pub fn with_load(self, load: f64) -> Self {
+        Flaky { load, ..self }
+    }
+}
+
+impl MeshDaemon for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        match &event.payload()[..] {
+            b"fail" => return Err(DaemonError::ProcessFailed("asked to fail".into())),
+            b"panic" => std::panic::panic_any(DELIBERATE_PANIC),
+            b"slow" => std::thread::sleep(Self::SLOW),
+            b"hold" => {
+                if let Some(latch) = &self.latch {
+                    latch.wait();
+                }
+            }
+            _ if !self.delay.is_zero() => std::thread::sleep(self.delay),
+            _ => {}
+        }
+        Ok(vec![event.payload().clone()])
+    }
+
+    fn load(&self) -> f64 {
+        self.load
+    }
+}
+
+/// A daemon (an [`Echo`] unless given another) that may only live on nodes
+/// carrying `tag`.
+#[derive(Debug)]
+pub struct NeedsTag<D = Echo> {
+    tag: &'static str,
+    daemon: D,
+}
+
+impl NeedsTag {
+    /// An echo that needs nodes tagged `tag`.
+    pub fn new(tag: &'static str) -> Self {
+        NeedsTag { tag, daemon: Echo }
+    }
+}
+
+impl<D: MeshDaemon> NeedsTag<D> {
+    /// `daemon`, needing nodes tagged `tag`.
+    pub fn with_daemon(tag: &'static str, daemon: D) -> Self {
+        NeedsTag { tag, daemon }
+    }
+}
+
+impl<D: MeshDaemon> MeshDaemon for NeedsTag<D> {
+    fn name(&self) -> &str {
+        self.daemon.name()
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        self.daemon.process(event)
+    }
+
+    fn requirements(&self) -> CapabilityFilter {
+        CapabilityFilter::new().require_tag(self.tag)
+    }
+
+    fn load(&self) -> f64 {
+        self.daemon.load()
+    }
+}
+
+/// A latch that [`Flaky`]'s `hold` events wait on while it is closed: the
+/// way to keep deliveries in flight for as long as a test needs.
+#[derive(Debug, Default)]
+pub struct Latch {
+    closed: Mutex<bool>,
+    opened: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl Latch {
+    /// Closes the latch: `hold` events wait from now on.
+    pub fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+
+    /// Opens the latch: every waiting `hold` event returns.
+    pub fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    /// Waits while the latch is closed.
+    pub fn wait(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+        drop(closed);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Events waiting right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Closes the latch and starts `n` deliveries of `hold` to `origin`
+    /// (a [`Flaky`] replica holding this latch); returns once one waits
+    /// inside the daemon. The others queue behind it on the replica, in
+    /// flight too (given 100 ms to get there). In flight until
+    /// [`Held::release`] or the drop of the [`Held`].
+    pub fn hold(self: &Arc<Self>, rt: &DaemonRuntime, origin: u64, n: usize) -> Held {
+        self.close();
+        let before = self.waiting();
+        let deliveries = (0..n)
+            .map(|_| {
+                let rt = rt.clone();
+                std::thread::spawn(move || {
+                    rt.deliver(origin, &Event::new("hold")).unwrap();
+                })
+            })
+            .collect();
+        while self.waiting() == before {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if n > 1 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Held {
+            latch: Arc::clone(self),
+            deliveries,
+        }
+    }
+}
+
+/// Deliveries kept in flight by [`Latch::hold`].
+#[derive(Debug)]
+pub struct Held {
+    latch: Arc<Latch>,
+    deliveries: Vec<JoinHandle<()>>,
+}
+
+impl Held {
+    /// Opens the latch and waits until every held delivery has returned
+    /// (a failed one fails the caller).
+    pub fn release(mut self) {
+        self.latch.open();
+        for delivery in self.deliveries.drain(..) {
+            delivery.join().expect("a held delivery failed");
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.latch.open();
+        for delivery in self.deliveries.drain(..) {
+            let _ = delivery.join();
+        }
+    }
+}
