@@ -132,12 +132,19 @@ fn a_written_scenario_agrees_with_the_model() {
     run(&scenario).unwrap();
 }
 
-/// The byte-built scenarios reach every operation.
+/// The byte-built scenarios reach every operation, and every kind of daemon:
+/// those whose `requirements()`, `load()` and `Drop` panic included.
 #[test]
-fn every_operation_is_generated() {
-    let mut seen = [false; 10];
+fn every_operation_and_every_kind_is_generated() {
+    let mut seen = [false; 11];
+    let mut kinds = Vec::new();
     for seed in 1..400 {
         for op in scenario(seed).ops {
+            if let Op::Spawn { kind, .. } = op {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
             let i = match op {
                 Op::Spawn { .. } => 0,
                 Op::ScaleTo { .. } => 1,
@@ -149,9 +156,20 @@ fn every_operation_is_generated() {
                 Op::Route { .. } => 7,
                 Op::Deliver { .. } => 8,
                 Op::Shutdown => 9,
+                Op::Remove { .. } => 10,
             };
             seen[i] = true;
         }
     }
-    assert_eq!(seen, [true; 10]);
+    assert_eq!(seen, [true; 11]);
+    for kind in [
+        Kind::Plain,
+        Kind::Tagged,
+        Kind::Volatile,
+        Kind::Missing,
+        Kind::Broken,
+        Kind::Unplaceable,
+    ] {
+        assert!(kinds.contains(&kind), "{kind:?} is never spawned");
+    }
 }

@@ -72,8 +72,8 @@ pub trait MeshDaemon: Send + 'static {
 
     /// The daemon's own load estimate (any non-negative scale), sampled after
     /// each event and used by `Strategy::LeastLoad`. Negative values count
-    /// as 0; `+inf`, `NaN` and a `load()` that panics count as the most
-    /// loaded (the score saturates at 2^40).
+    /// as 0 and finite values saturate at 2^40; `+inf`, `NaN` and a `load()`
+    /// that panics count as more loaded than any finite value.
     fn load(&self) -> f64 {
         0.0
     }

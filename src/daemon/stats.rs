@@ -25,8 +25,12 @@ const ERROR_PENALTY: f64 = 10.0;
 /// Fixed-point scale of the load score: 1.0 is `LOAD_SCALE`.
 const LOAD_SCALE: u64 = 1 << 16;
 
-/// Largest load score stored; a larger (or non-finite) load saturates here.
+/// Largest finite load counted; a larger one saturates here.
 const MAX_LOAD: f64 = (1u64 << 40) as f64;
+
+/// What `+inf`, `NaN` and a panicking `load()` count as: more than any
+/// finite load.
+const UNBOUNDED_LOAD: f64 = 2.0 * MAX_LOAD;
 
 /// Circuit state value of a closed circuit; any other value is the deadline
 /// (nanoseconds on [`now_ns`]'s clock) of an open circuit or an in-flight probe,
@@ -206,7 +210,7 @@ impl ReplicaStats {
         o.errors.store(errors, Ordering::Relaxed);
         o.load_bits.store(load.to_bits(), Ordering::Relaxed);
         let score = saturated(load) + ERROR_PENALTY * errors as f64 / processed as f64;
-        let fixed = (score.min(MAX_LOAD) * LOAD_SCALE as f64) as u64;
+        let fixed = (score * LOAD_SCALE as f64) as u64;
         live.load_score.store(fixed, Ordering::Relaxed);
         let sample = (elapsed.as_nanos() as u64).max(1);
         let old = live.latency_ewma_ns.load(Ordering::Relaxed);
@@ -233,12 +237,13 @@ impl ReplicaStats {
     }
 }
 
-/// A daemon's reported load as the score counts it: negative counts as 0;
-/// +inf, and NaN (a load that cannot be told, or a `load()` that panicked),
-/// count as the most loaded, [`MAX_LOAD`].
+/// A daemon's reported load as the score counts it: negative counts as 0,
+/// a finite load saturates at [`MAX_LOAD`], and `+inf` and `NaN` (a load
+/// that cannot be told, or a `load()` that panicked) count as
+/// [`UNBOUNDED_LOAD`], more loaded than any finite load.
 fn saturated(load: f64) -> f64 {
-    if load.is_nan() {
-        MAX_LOAD
+    if load.is_nan() || load == f64::INFINITY {
+        UNBOUNDED_LOAD
     } else {
         load.clamp(0.0, MAX_LOAD)
     }

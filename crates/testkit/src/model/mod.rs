@@ -34,7 +34,9 @@ use replica_router::{
     ReplicaGroupConfig, Router, Strategy,
 };
 
-use crate::support::{quiet_deliberate_panics, Flaky, NeedsTag, DELIBERATE_PANIC};
+use crate::support::{
+    quiet_deliberate_panics, Flaky, NeedsTag, PanicsIn, Volatile, DELIBERATE_PANIC,
+};
 pub use ops::{ContextSpec, Kind, NodeSpec, Op, Payload, Scenario, Target, Weight};
 use reference::{Delivered, Model, Reaction};
 
@@ -134,6 +136,16 @@ impl Interpreter {
         runtime
             .register_factory(Kind::Broken.name(), || {
                 std::panic::panic_any(DELIBERATE_PANIC)
+            })
+            .expect("a fresh runtime registers a new kind");
+        runtime
+            .register_factory(Kind::Volatile.name(), || {
+                Box::new(Volatile::new(PanicsIn::LoadAndDrop))
+            })
+            .expect("a fresh runtime registers a new kind");
+        runtime
+            .register_factory(Kind::Unplaceable.name(), || {
+                Box::new(Volatile::new(PanicsIn::Requirements))
             })
             .expect("a fresh runtime registers a new kind");
         runtime.start().expect("a fresh runtime starts");
@@ -255,6 +267,13 @@ impl Interpreter {
                 self.route(g, context, *via_router).map(drop)
             }
             Op::Deliver { target, payload } => self.deliver(target, payload),
+            Op::Remove { group } => {
+                let Some(g) = self.group(*group) else {
+                    return Ok(());
+                };
+                let real = self.handles[g].group.remove();
+                agree("remove", real, self.model.remove(g))
+            }
             Op::Shutdown => {
                 self.runtime.shutdown();
                 self.model.shutdown();

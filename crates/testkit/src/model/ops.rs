@@ -80,19 +80,24 @@ pub enum Weight {
     Huge,
 }
 
-/// The daemon kind a spawn asks for. Built from bytes as `Plain` 5 times in
-/// 8, `Tagged` 2 in 8, `Missing` and `Broken` 1 in 16 each, so that most
-/// spawns can succeed.
+/// The daemon kind a spawn asks for. Built from bytes as `Plain` 9 times in
+/// 20, `Tagged` 4 in 20, `Volatile` 3 in 20, `Missing`, `Broken` and
+/// `Unplaceable` 1 in 20 each, so that most spawns can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Echoes; placeable anywhere.
     Plain,
     /// Echoes; needs nodes tagged `a`.
     Tagged,
+    /// Echoes, but its `load()` and its `Drop` panic: every delivery,
+    /// shrink, failover, removal and shutdown runs panicking user code.
+    Volatile,
     /// Never registered: `FactoryNotFound`.
     Missing,
     /// Its factory panics: `FactoryFailed`.
     Broken,
+    /// Its `requirements()` panics: `DaemonPanicked`.
+    Unplaceable,
 }
 
 /// A routing context.
@@ -207,6 +212,11 @@ pub enum Op {
         /// What.
         payload: Payload,
     },
+    /// `ReplicaGroup::remove`.
+    Remove {
+        /// The group, modulo the groups spawned.
+        group: u8,
+    },
     /// `DaemonRuntime::shutdown`.
     Shutdown,
 }
@@ -258,11 +268,13 @@ impl NodeSpec {
 
 impl<'a> Arbitrary<'a> for Kind {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=15u8)? {
-            0..=9 => Kind::Plain,
-            10..=13 => Kind::Tagged,
-            14 => Kind::Missing,
-            _ => Kind::Broken,
+        Ok(match u.int_in_range(0..=19u8)? {
+            0..=8 => Kind::Plain,
+            9..=12 => Kind::Tagged,
+            13..=15 => Kind::Volatile,
+            16 => Kind::Missing,
+            17 => Kind::Broken,
+            _ => Kind::Unplaceable,
         })
     }
 
@@ -277,8 +289,10 @@ impl Kind {
         match self {
             Kind::Plain => "plain",
             Kind::Tagged => "tagged",
+            Kind::Volatile => "volatile",
             Kind::Missing => "missing",
             Kind::Broken => "broken",
+            Kind::Unplaceable => "unplaceable",
         }
     }
 

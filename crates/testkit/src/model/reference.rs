@@ -16,7 +16,7 @@ pub(crate) struct Node {
     pub(crate) id: u64,
     pub(crate) zone: Option<String>,
     pub(crate) tags: Vec<String>,
-    /// Only shown: no rule of the model depends on weights.
+    /// Only weight 0 matters to the model: such a node's members are drained.
     pub(crate) weight: u32,
     pub(crate) alive: bool,
 }
@@ -43,6 +43,8 @@ pub(crate) struct Group {
     /// Nodes reported failed to this group alone.
     reported: Vec<u64>,
     pub(crate) term: u64,
+    /// Removed: no replicas, and every later call on it is `Removed`.
+    removed: bool,
 }
 
 impl Group {
@@ -300,11 +302,18 @@ impl Model {
         if kind == super::Kind::Missing {
             return Err(GroupError::FactoryNotFound(String::new()));
         }
-        if self.groups.iter().any(|g| g.seed == seed) {
+        if self.groups.iter().any(|g| g.seed == seed && !g.removed) {
             return Err(GroupError::InvalidConfig(String::new()));
         }
         if kind == super::Kind::Broken {
             return Err(GroupError::FactoryFailed(String::new()));
+        }
+        if kind == super::Kind::Unplaceable {
+            return Err(GroupError::DaemonPanicked {
+                kind: String::new(),
+                call: "requirements()",
+                message: String::new(),
+            });
         }
         let requires = kind.required_tag().map(str::to_owned);
         let targets = self.place(requires.as_deref(), &[], &[], count as usize);
@@ -323,13 +332,32 @@ impl Model {
             slots,
             reported: Vec::new(),
             term: 0,
+            removed: false,
         });
+        Ok(())
+    }
+
+    /// `ReplicaGroup::remove`: every replica leaves, the seed is free again.
+    pub(crate) fn remove(&mut self, g: usize) -> Result<(), GroupError> {
+        let group = &mut self.groups[g];
+        if group.removed {
+            return Err(GroupError::Removed);
+        }
+        if self.shut_down {
+            return Err(GroupError::ShuttingDown);
+        }
+        group.removed = true;
+        group.slots.clear();
+        group.reported.clear();
         Ok(())
     }
 
     /// `ReplicaGroup::scale_to`: growth is all or nothing; shrinking removes
     /// the highest indices; both then heal stuck members.
     pub(crate) fn scale_to(&mut self, g: usize, count: u8) -> Result<(), GroupError> {
+        if self.groups[g].removed {
+            return Err(GroupError::Removed);
+        }
         if self.shut_down {
             return Err(GroupError::ShuttingDown);
         }
@@ -367,6 +395,9 @@ impl Model {
         g: usize,
         node: u64,
     ) -> Result<Vec<u8>, GroupError> {
+        if self.groups[g].removed {
+            return Err(GroupError::Removed);
+        }
         if self.shut_down {
             return Err(GroupError::ShuttingDown);
         }
@@ -378,7 +409,7 @@ impl Model {
 
     /// `ReplicaGroup::on_node_recovery`.
     pub(crate) fn group_node_recovery(&mut self, g: usize, node: u64) {
-        if self.shut_down {
+        if self.shut_down || self.groups[g].removed {
             return;
         }
         self.groups[g].reported.retain(|&n| n != node);
@@ -441,35 +472,48 @@ impl Model {
 
     /// The members a route of group `g` may return for a context requiring
     /// `tags` and preferring `zone`: healthy, circuit closed, on a node
-    /// carrying every tag; those in `zone` only, when there are any.
+    /// carrying every tag; those in `zone` only, when there are any. Members
+    /// on nodes of weight 0 are drained (unless every healthy member is):
+    /// they are returned only when no other member qualifies.
     pub(crate) fn routable(
         &self,
         g: usize,
         tags: &[&str],
         zone: Option<&str>,
     ) -> Result<Vec<u64>, GroupError> {
+        if self.groups[g].removed {
+            return Err(GroupError::Removed);
+        }
         if self.shut_down {
             return Err(GroupError::ShuttingDown);
         }
         let node_of = |s: &Slot| self.node(s.node).expect("members sit on known nodes");
-        let admissible: Vec<&Slot> = self.groups[g]
-            .slots
-            .iter()
-            .filter(|s| s.healthy && !s.open)
-            .filter(|s| tags.iter().all(|t| node_of(s).tags.iter().any(|n| n == t)))
-            .collect();
-        if admissible.is_empty() {
-            return Err(GroupError::NoHealthyMember);
+        let healthy: Vec<&Slot> = self.groups[g].slots.iter().filter(|s| s.healthy).collect();
+        let all_drained = healthy.iter().all(|s| node_of(s).weight == 0);
+        let drained = |s: &Slot| !all_drained && node_of(s).weight == 0;
+        let admissible =
+            |s: &&&Slot| !s.open && tags.iter().all(|t| node_of(s).tags.iter().any(|n| n == t));
+        for tier in [false, true] {
+            let candidates: Vec<&Slot> = healthy
+                .iter()
+                .filter(|s| drained(s) == tier)
+                .filter(admissible)
+                .copied()
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let local: Vec<u64> = candidates
+                .iter()
+                .filter(|s| zone.is_some() && node_of(s).zone.as_deref() == zone)
+                .map(|s| s.origin)
+                .collect();
+            if !local.is_empty() {
+                return Ok(local);
+            }
+            return Ok(candidates.iter().map(|s| s.origin).collect());
         }
-        let local: Vec<u64> = admissible
-            .iter()
-            .filter(|s| zone.is_some() && node_of(s).zone.as_deref() == zone)
-            .map(|s| s.origin)
-            .collect();
-        if !local.is_empty() {
-            return Ok(local);
-        }
-        Ok(admissible.iter().map(|s| s.origin).collect())
+        Err(GroupError::NoHealthyMember)
     }
 
     /// `DaemonRuntime::deliver` of a payload the daemon reacts to with

@@ -180,6 +180,63 @@ impl<D: MeshDaemon> MeshDaemon for NeedsTag<D> {
     }
 }
 
+/// Where a [`Volatile`] daemon panics, besides what [`Flaky`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicsIn {
+    /// `requirements()`: it cannot be placed, and its spawn fails.
+    Requirements,
+    /// `load()` and `Drop`: it works, but every teardown and every load
+    /// sample panics.
+    LoadAndDrop,
+}
+
+/// A [`Flaky`] whose other methods panic, with [`DELIBERATE_PANIC`]: the
+/// user code the runtime must contain wherever it calls it.
+#[derive(Debug)]
+pub struct Volatile {
+    daemon: Flaky,
+    panics_in: PanicsIn,
+}
+
+impl Volatile {
+    /// A daemon panicking in `panics_in`.
+    pub fn new(panics_in: PanicsIn) -> Self {
+        Volatile {
+            daemon: Flaky::default(),
+            panics_in,
+        }
+    }
+}
+
+impl MeshDaemon for Volatile {
+    fn name(&self) -> &str {
+        "volatile"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        self.daemon.process(event)
+    }
+
+    fn requirements(&self) -> CapabilityFilter {
+        if self.panics_in == PanicsIn::Requirements {
+            std::panic::panic_any(DELIBERATE_PANIC);
+        }
+        CapabilityFilter::new()
+    }
+
+    fn load(&self) -> f64 {
+        std::panic::panic_any(DELIBERATE_PANIC)
+    }
+}
+
+impl Drop for Volatile {
+    fn drop(&mut self) {
+        if self.panics_in == PanicsIn::LoadAndDrop && !std::thread::panicking() {
+            std::panic::panic_any(DELIBERATE_PANIC);
+        }
+    }
+}
+
 /// A latch that [`Flaky`]'s `hold` events wait on while it is closed: the
 /// way to keep deliveries in flight for as long as a test needs.
 #[derive(Debug, Default)]
