@@ -114,6 +114,8 @@ mod error;
 mod group;
 mod hash;
 mod identity;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod node;
 mod route;
 mod runtime;

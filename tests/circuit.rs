@@ -123,6 +123,7 @@ fn threshold_is_configurable() {
     let host = DaemonHostConfig {
         circuit_failure_threshold: 2,
         circuit_recovery: Duration::from_secs(30),
+        ..DaemonHostConfig::default()
     };
     let cfg = config_with_host(2, 20, Strategy::RoundRobin, host);
     let g = ReplicaGroup::spawn(&rt, "flaky", cfg).unwrap();

@@ -18,6 +18,7 @@ fn host() -> DaemonHostConfig {
     DaemonHostConfig {
         circuit_failure_threshold: 1,
         circuit_recovery: WINDOW,
+        ..DaemonHostConfig::default()
     }
 }
 

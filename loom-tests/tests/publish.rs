@@ -10,6 +10,8 @@
 //! - a route returns a healthy member of the snapshot it was taken on;
 //! - once the call that removed a member (or failed its node) has returned,
 //!   no route returns it;
+//! - while a group is removed, a route returns a live member or `Removed`,
+//!   never a freed replica, and only `Removed` once `remove` returned;
 //! - a member a reader routed to can be delivered to, unless a change
 //!   removed it: the registry is updated before the roster that names it is
 //!   published, and after the roster that drops it.
@@ -169,6 +171,17 @@ fn check(seen: &[Vec<Seen>], before: &[MemberInfo], after: &[MemberInfo], after_
                     "a snapshot differs from the roster published"
                 );
             }
+            if s.routed == Err(GroupError::Removed) {
+                assert!(
+                    after.is_empty() && s.epoch == after_epoch,
+                    "Removed on a roster the removal did not publish: {s:?}"
+                );
+                continue;
+            }
+            assert!(
+                !(s.after_change && after.is_empty()),
+                "routed on a removed group after remove returned: {s:?}"
+            );
             let origin = *s.routed.as_ref().expect("a healthy member is always left");
             if s.members.is_some() {
                 assert!(
@@ -242,5 +255,17 @@ fn failover_keeps_every_routed_member_deliverable() {
         let (before, after) = node_failure(3, 1, true);
         assert_eq!(after[0].origin_hash, before[0].origin_hash);
         assert_ne!(after[0].node_id, before[0].node_id);
+    });
+}
+
+/// Removal: a concurrent route sees a live member or `Removed`, never a
+/// freed replica; once `remove` returned every route is `Removed`, and a
+/// delivery to a member routed to before finds it gone (`UnknownOrigin`).
+#[test]
+fn removal_routes_see_a_live_member_or_removed() {
+    model("removal", || {
+        let (before, after) = race(2, 2, true, |_, group| group.remove().unwrap());
+        assert_eq!(before.len(), 2);
+        assert!(after.is_empty());
     });
 }

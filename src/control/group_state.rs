@@ -12,7 +12,7 @@ use super::placement::Placement;
 use super::registry::Registry;
 use super::writer::{GroupHandle, GroupRef};
 use crate::config::ReplicaGroupConfig;
-use crate::daemon::{contain, Daemon, Replica};
+use crate::daemon::{contain, Daemon, DaemonHostConfig, Replica};
 use crate::error::GroupError;
 use crate::identity::derive_replica_identity;
 use crate::node::CapabilityFilter;
@@ -26,10 +26,13 @@ pub(super) struct GroupState {
     group_id: u32,
     kind: Arc<str>,
     config: ReplicaGroupConfig,
+    /// `config.host_config`, shared by the group's replicas.
+    host_config: Arc<DaemonHostConfig>,
     factory: Arc<Factory>,
     requirements: CapabilityFilter,
-    /// Replicas by index.
-    replicas: Vec<Arc<Replica>>,
+    /// Replicas by index; the same list the current roster holds (a change
+    /// builds a new one).
+    replicas: Arc<[Arc<Replica>]>,
     /// Indices of the replicas routes may not pick.
     unhealthy: BTreeSet<u8>,
     /// Nodes reported failed to this group alone (`on_node_failure`).
@@ -47,6 +50,11 @@ impl std::fmt::Debug for GroupState {
             .field("replicas", &self.replicas.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The tracing span of a change to group `group_id` of `kind`.
+pub(super) fn change_span(group_id: u32, kind: &str) -> tracing::span::EnteredSpan {
+    tracing::info_span!("group_change", group = %format_args!("{group_id:#010x}"), kind).entered()
 }
 
 /// Retires `replica`; its daemon is dropped here, on the writer, unless a
@@ -85,10 +93,11 @@ impl GroupState {
             key,
             group_id,
             kind,
+            host_config: Arc::new(config.host_config.clone()),
             config,
             factory,
             requirements,
-            replicas: Vec::new(),
+            replicas: Arc::default(),
             unhealthy: BTreeSet::new(),
             reported_failed: BTreeSet::new(),
             epoch: 0,
@@ -103,6 +112,12 @@ impl GroupState {
 
     pub(super) fn group_id(&self) -> u32 {
         self.group_id
+    }
+
+    /// The tracing span of a change to this group: every event the change
+    /// logs names the group.
+    pub(super) fn span(&self) -> tracing::span::EnteredSpan {
+        change_span(self.group_id, &self.kind)
     }
 
     pub(super) fn kind(&self) -> &Arc<str> {
@@ -135,6 +150,11 @@ impl GroupState {
         self.replicas
             .iter()
             .map(|r| (r, !self.unhealthy.contains(&r.index())))
+    }
+
+    /// Whether a replica of this group sits on `node`.
+    pub(super) fn has_replica_on(&self, node: u64) -> bool {
+        self.replicas.iter().any(|r| r.node_id() == node)
     }
 
     /// Records whether `node` was reported failed to this group alone.
@@ -184,7 +204,7 @@ impl GroupState {
                 (true, Some(d)) => Some(d),
                 (true, None) => Some(create(&*self.factory, &self.kind, self.group_id)?),
             };
-            let host_config = self.config.host_config.clone();
+            let host_config = Arc::clone(&self.host_config);
             grown.push(Arc::new(Replica::new(&identity, node, daemon, host_config)));
         }
         Ok(grown)
@@ -196,11 +216,13 @@ impl GroupState {
         nodes: &mut NodeTable,
         registry: &Registry,
     ) {
+        let mut replicas = self.replicas.to_vec();
         for replica in grown {
             registry.put(&replica);
-            nodes.attach(replica.node_id(), self.key);
-            self.replicas.push(replica);
+            nodes.attach(replica.node_id());
+            replicas.push(replica);
         }
+        self.replicas = replicas.into();
     }
 
     /// Grows or shrinks to `count` replicas, and re-places replicas stuck on
@@ -228,10 +250,12 @@ impl GroupState {
         // node's index: tests/regression_shrink_heals_onto_freed_node.rs).
         // Publish before unregistering, so no route can pick a replica that
         // delivery no longer knows.
-        let removed = self.replicas.split_off(count as usize);
+        let mut replicas = self.replicas.to_vec();
+        let removed = replicas.split_off(count as usize);
+        self.replicas = replicas.into();
         self.unhealthy.retain(|&i| i < count);
         for replica in &removed {
-            nodes.detach(replica.node_id(), self.key);
+            nodes.detach(replica.node_id());
         }
         let healed = !self.heal(nodes, registry).is_empty();
         if removed.is_empty() {
@@ -265,7 +289,7 @@ impl GroupState {
         let replaced = self.heal(nodes, registry);
         if changed || !replaced.is_empty() {
             self.publish(nodes);
-            tracing::info!(group_id = self.group_id, kind = %self.kind, node, ?replaced, "group failed over node");
+            tracing::info!(node, ?replaced, "group failed over node");
         }
         replaced
     }
@@ -317,27 +341,36 @@ impl GroupState {
                 match create(&*self.factory, &self.kind, self.group_id) {
                     Ok(daemon) => moves.push((i, node, Some(daemon))),
                     Err(error) => {
-                        tracing::warn!(group_id = self.group_id, kind = %self.kind, %error, "replacement replica not created");
+                        tracing::warn!(%error, "replacement replica not created");
                         break;
                     }
                 }
             }
         }
         let mut moved = Vec::new();
+        let mut replicas = self.replicas.to_vec();
         for (i, node, daemon) in moves {
-            let old = Arc::clone(&self.replicas[i]);
-            let replica = Arc::new(old.moved_to(node, daemon, self.config.host_config.clone()));
+            let old = Arc::clone(&replicas[i]);
+            let replica = Arc::new(old.moved_to(node, daemon, Arc::clone(&self.host_config)));
             registry.put(&replica);
             retire(&old);
-            nodes.detach(old.node_id(), self.key);
-            nodes.attach(node, self.key);
-            self.replicas[i] = replica;
+            nodes.detach(old.node_id());
+            nodes.attach(node);
+            replicas[i] = replica;
             self.unhealthy.remove(&(i as u8));
             self.term += 1;
             moved.push(i as u8);
-            tracing::info!(group_id = self.group_id, kind = %self.kind, index = i, from_node = old.node_id(), to_node = node, "replica re-placed");
+            tracing::info!(
+                index = i,
+                from_node = old.node_id(),
+                to_node = node,
+                "replica re-placed"
+            );
         }
-        for replica in &self.replicas {
+        if !moved.is_empty() {
+            self.replicas = replicas.into();
+        }
+        for replica in self.replicas.iter() {
             if self.node_down(nodes, replica.node_id()) {
                 self.unhealthy.insert(replica.index());
             }
@@ -367,7 +400,7 @@ impl GroupState {
         let moved = self.heal(nodes, registry);
         if marked > 0 || !moved.is_empty() {
             self.publish(nodes);
-            tracing::info!(group_id = self.group_id, kind = %self.kind, node, marked, "group recovered node");
+            tracing::info!(node, marked, "group recovered node");
         }
         marked
     }
@@ -381,10 +414,12 @@ impl GroupState {
             .iter()
             .map(|r| {
                 let locale = nodes.get(r.node_id()).map_or(&unknown, |n| n.locale());
-                (r, !self.unhealthy.contains(&r.index()), locale)
+                (!self.unhealthy.contains(&r.index()), locale)
             })
             .collect();
-        let roster = Roster::new(self.epoch, self.term, self.config.lb_strategy, &listed);
+        let strategy = self.config.lb_strategy;
+        let replicas = Arc::clone(&self.replicas);
+        let roster = Roster::new(self.epoch, self.term, strategy, replicas, &listed);
         self.roster.store(Arc::new(roster));
     }
 
@@ -407,10 +442,10 @@ impl GroupState {
     fn end(&mut self, last: Roster, nodes: &mut NodeTable, registry: &Registry) {
         self.roster.store(Arc::new(last));
         self.unhealthy.clear();
-        for replica in self.replicas.drain(..) {
+        for replica in std::mem::take(&mut self.replicas).iter() {
             registry.remove(replica.origin_hash());
-            retire(&replica);
-            nodes.detach(replica.node_id(), self.key);
+            retire(replica);
+            nodes.detach(replica.node_id());
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Ordered maps throughout: placement and failover iterate these, and two
 //! runtimes that apply the same changes must make the same choices.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::hash::hash_bytes;
 use crate::node::NodeInfo;
@@ -23,8 +23,6 @@ pub(crate) struct NodeEntry {
     alive: bool,
     /// Replicas placed on this node, over all groups.
     hosted: usize,
-    /// Groups with a replica on this node (the node → groups index).
-    groups: BTreeSet<GroupKey>,
 }
 
 /// Every node the runtime knows.
@@ -86,29 +84,18 @@ impl NodeTable {
         self.nodes.values()
     }
 
-    /// Records that a replica of `group` now lives on `node`.
-    pub(crate) fn attach(&mut self, node: u64, group: GroupKey) {
+    /// Records that a replica now lives on `node`.
+    pub(crate) fn attach(&mut self, node: u64) {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.hosted += 1;
-            n.groups.insert(group);
         }
     }
 
-    /// Records that the replica of `group` on `node` left it (a group has at
-    /// most one replica per node).
-    pub(crate) fn detach(&mut self, node: u64, group: GroupKey) {
+    /// Records that a replica left `node`.
+    pub(crate) fn detach(&mut self, node: u64) {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.hosted = n.hosted.saturating_sub(1);
-            n.groups.remove(&group);
         }
-    }
-
-    /// Groups with a replica on `node`, in spawn order.
-    pub(crate) fn groups_on(&self, node: u64) -> Vec<GroupKey> {
-        self.nodes
-            .get(&node)
-            .map(|n| n.groups.iter().copied().collect())
-            .unwrap_or_default()
     }
 }
 
@@ -143,7 +130,6 @@ impl NodeEntry {
             info,
             alive: true,
             hosted: 0,
-            groups: BTreeSet::new(),
         }
     }
 }

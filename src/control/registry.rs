@@ -44,4 +44,12 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.replicas.len()
     }
+
+    /// Gives back table memory once most entries are gone (after a removal),
+    /// so that a long-lived runtime's registry follows its live groups.
+    pub(crate) fn shrink_if_sparse(&self) {
+        if self.replicas.len() * 4 < self.replicas.capacity() {
+            self.replicas.shrink_to_fit();
+        }
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::factories::Factories;
-use super::group_state::GroupState;
+use super::group_state::{change_span, GroupState};
 use super::node_table::{GroupKey, NodeTable};
 use super::registry::Registry;
 use crate::config::ReplicaGroupConfig;
@@ -172,6 +172,7 @@ impl Writer {
         let key = self.next_key;
         let (count, strategy) = (config.replica_count, config.lb_strategy);
         let group = GroupRef { key, group_id };
+        let _span = change_span(group_id, &kind);
         let state = GroupState::spawn(
             group,
             kind,
@@ -183,18 +184,20 @@ impl Writer {
         self.next_key += 1;
         self.seeds.insert(*state.seed());
         let handle = state.handle();
-        tracing::info!(group_id, kind = %handle.kind, replicas = count, ?strategy, "group spawned");
+        tracing::info!(replicas = count, ?strategy, "group spawned");
         self.groups.insert(key, state);
         Ok(handle)
     }
 
     fn remove(&mut self, target: GroupRef) -> Result<(), GroupError> {
         let (group, nodes, registry) = self.group(target)?;
+        let _span = group.span();
         group.remove(nodes, registry);
         let state = self.groups.remove(&target.key).expect("found above");
         self.seeds.remove(state.seed());
+        self.registry.shrink_if_sparse();
         crate::route::cache::note_removal();
-        tracing::info!(group_id = target.group_id, kind = %state.kind(), "group removed");
+        tracing::info!("group removed");
         Ok(())
     }
 
@@ -218,6 +221,7 @@ impl Writer {
 
     fn scale(&mut self, target: GroupRef, n: u8) -> Result<(), GroupError> {
         let (group, nodes, registry) = self.group(target)?;
+        let _span = group.span();
         if n == 0 {
             return Err(GroupError::InvalidConfig(format!(
                 "scale_to(0) for group {:#010x} (kind `{}`): a group keeps at least 1 replica",
@@ -227,13 +231,14 @@ impl Writer {
         }
         let from = group.len();
         if group.scale_to(n, nodes, registry)? {
-            tracing::info!(group_id = group.group_id(), kind = %group.kind(), from, to = n, "group scaled");
+            tracing::info!(from, to = n, "group scaled");
         }
         Ok(())
     }
 
     fn group_node_failure(&mut self, target: GroupRef, node: u64) -> Result<Vec<u8>, GroupError> {
         let (group, nodes, registry) = self.group(target)?;
+        let _span = group.span();
         if nodes.get(node).is_some() {
             group.set_reported_failed(node, true);
         }
@@ -242,6 +247,7 @@ impl Writer {
 
     fn group_node_recovery(&mut self, target: GroupRef, node: u64) -> Result<(), GroupError> {
         let (group, nodes, registry) = self.group(target)?;
+        let _span = group.span();
         group.set_reported_failed(node, false);
         group.recover_node(node, nodes, registry);
         Ok(())
@@ -262,11 +268,11 @@ impl Writer {
             return Err(RuntimeError::UnknownNode(node));
         }
         let mut replaced = 0;
-        for key in self.nodes.groups_on(node) {
-            let Some(group) = self.groups.get_mut(&key) else {
-                continue;
-            };
-            replaced += group.fail_node(node, &mut self.nodes, &self.registry).len();
+        for group in self.groups.values_mut() {
+            if group.has_replica_on(node) {
+                let _span = group.span();
+                replaced += group.fail_node(node, &mut self.nodes, &self.registry).len();
+            }
         }
         tracing::info!(node, replaced, "node failed");
         Ok(replaced)
@@ -280,11 +286,11 @@ impl Writer {
             group.set_reported_failed(node, false);
         }
         let mut marked = 0;
-        for key in self.nodes.groups_on(node) {
-            let Some(group) = self.groups.get_mut(&key) else {
-                continue;
-            };
-            marked += group.recover_node(node, &mut self.nodes, &self.registry);
+        for group in self.groups.values_mut() {
+            if group.has_replica_on(node) {
+                let _span = group.span();
+                marked += group.recover_node(node, &mut self.nodes, &self.registry);
+            }
         }
         tracing::info!(node, marked, "node recovered");
         self.heal_stuck();
@@ -295,10 +301,11 @@ impl Writer {
     /// one, after capacity appeared (a node added or recovered).
     fn heal_stuck(&mut self) {
         for group in self.groups.values_mut() {
-            if group.has_stuck(&self.nodes)
-                && !group.heal(&mut self.nodes, &self.registry).is_empty()
-            {
-                group.publish(&self.nodes);
+            if group.has_stuck(&self.nodes) {
+                let _span = group.span();
+                if !group.heal(&mut self.nodes, &self.registry).is_empty() {
+                    group.publish(&self.nodes);
+                }
             }
         }
     }
@@ -320,6 +327,7 @@ impl Writer {
 
     fn shutdown(&mut self) {
         for group in self.groups.values_mut() {
+            let _span = group.span();
             group.close(&mut self.nodes, &self.registry);
         }
         if !self.groups.is_empty() {

@@ -40,15 +40,29 @@ fn drop_payload(payload: Box<dyn Any + Send>) {
 /// A daemon whose `Drop` is contained: wherever its last owner lets go of
 /// it (the writer retiring its replica, or a delivery that held it), a
 /// panicking `Drop` is logged and goes no further.
-pub(crate) struct Daemon(Option<Box<dyn MeshDaemon>>);
+pub(crate) struct Daemon(Box<dyn MeshDaemon>);
 
 impl Daemon {
     pub(crate) fn new(daemon: Box<dyn MeshDaemon>) -> Self {
-        Daemon(Some(daemon))
+        Daemon(daemon)
     }
 
     pub(crate) fn get(&mut self) -> &mut dyn MeshDaemon {
-        self.0.as_deref_mut().expect("present until dropped")
+        &mut *self.0
+    }
+}
+
+/// What stands in a [`Daemon`] while its daemon is being dropped: a unit
+/// type, so putting it there allocates nothing.
+struct Dropped;
+
+impl MeshDaemon for Dropped {
+    fn name(&self) -> &str {
+        "dropped"
+    }
+
+    fn process(&mut self, _: &super::Event) -> Result<Vec<bytes::Bytes>, crate::DaemonError> {
+        Ok(Vec::new())
     }
 }
 
@@ -60,10 +74,9 @@ impl fmt::Debug for Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(daemon) = self.0.take() {
-            if let Err(panic) = contain(move || drop(daemon)) {
-                tracing::warn!(%panic, "a daemon panicked in Drop; contained");
-            }
+        let daemon = std::mem::replace(&mut self.0, Box::new(Dropped));
+        if let Err(panic) = contain(move || drop(daemon)) {
+            tracing::warn!(%panic, "a daemon panicked in Drop; contained");
         }
     }
 }

@@ -79,7 +79,18 @@ pub trait MeshDaemon: Send + 'static {
     }
 }
 
-/// How the host of each replica treats failures.
+/// How each replica of a group treats failures and weighs latency. Build it
+/// with `..DaemonHostConfig::default()` for the settings you keep.
+///
+/// ```
+/// use std::time::Duration;
+/// use replica_router::DaemonHostConfig;
+/// let config = DaemonHostConfig {
+///     circuit_failure_threshold: 3,
+///     ..DaemonHostConfig::default()
+/// };
+/// assert_eq!(config.latency_decay, Duration::from_secs(10));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonHostConfig {
     /// Consecutive `process` errors that open a replica's circuit (default 5).
@@ -87,6 +98,11 @@ pub struct DaemonHostConfig {
     /// How long an open circuit keeps traffic away before one probe is
     /// admitted, and how long an unfinished probe holds the circuit (default 30 s).
     pub circuit_recovery: Duration,
+    /// The time constant of the exponential decay of a replica's latency
+    /// estimate (default 10 s): a sample's weight falls to 1/e after this
+    /// long, so a replica that was slow once is tried again and regains its
+    /// share once fast. Used by `LeastLatency` and `Adaptive`.
+    pub latency_decay: Duration,
 }
 
 impl Default for DaemonHostConfig {
@@ -94,6 +110,7 @@ impl Default for DaemonHostConfig {
         DaemonHostConfig {
             circuit_failure_threshold: 5,
             circuit_recovery: Duration::from_secs(30),
+            latency_decay: Duration::from_secs(10),
         }
     }
 }

@@ -14,18 +14,18 @@ use super::{DaemonHostConfig, Event};
 use crate::error::DeliverError;
 use crate::identity::ReplicaIdentity;
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{thread_local, Mutex};
+use crate::sync::{thread_local, Arc, Mutex};
 
 thread_local! {
     /// This thread's tag, drawn on first use (0 until then).
-    static THREAD_TAG: Cell<usize> = const { Cell::new(0) };
+    static THREAD_TAG: Cell<u32> = const { Cell::new(0) };
 }
 
 /// A value no other thread of the process has, cheaper to get than
 /// `thread::current().id()`. Drawn from a std counter even under loom: only
 /// its uniqueness matters, so it orders nothing and is no scheduling point.
-fn thread_tag() -> usize {
-    static TAGS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+fn thread_tag() -> u32 {
+    static TAGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     THREAD_TAG.with(|tag| {
         if tag.get() == 0 {
             tag.set(TAGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
@@ -34,32 +34,36 @@ fn thread_tag() -> usize {
     })
 }
 
-/// A replica: what routes read (its statistics, first, so a route touches
-/// the start of the allocation only) and what delivery needs.
+/// A replica: what routes read first (its origin hash and statistics, so a
+/// route touches the start of the allocation only), then what delivery
+/// needs.
 ///
 /// In a cluster, a replica placed on another node's process exists here
 /// without a daemon: it carries the statistics routing reads, and a delivery
 /// to it says which node hosts it.
 pub(crate) struct Replica {
-    stats: ReplicaStats,
     origin_hash: u64,
+    stats: ReplicaStats,
     node_id: u64,
-    index: u8,
-    entity_id: [u8; 32],
-    /// `None` when another node's process hosts the daemon. The inner
-    /// `None` once the replica is retired and its daemon taken.
-    daemon: Option<Mutex<Option<Daemon>>>,
+    config: Arc<DaemonHostConfig>,
+    /// `None` once the replica is retired and its daemon taken, and always
+    /// when another node's process hosts it (see `hosted_here`).
+    daemon: Mutex<Option<Daemon>>,
     /// The thread tag of the delivery holding the daemon, 0 when none: a
     /// delivery from that same thread (a daemon delivering to itself) is
     /// refused instead of deadlocking. Only the holder writes it, and a
     /// thread only ever compares it with its own tag, so no other memory is
     /// ordered by it: a std atomic even under loom, where it would only add
     /// scheduling points.
-    held_by: std::sync::atomic::AtomicUsize,
+    held_by: std::sync::atomic::AtomicU32,
     /// Set by the writer when the replica leaves the registry and the
     /// rosters; its daemon is taken then, or by the delivery holding it.
     retired: AtomicBool,
-    config: DaemonHostConfig,
+    /// Whether this process runs the daemon (in a cluster, only the replicas
+    /// placed on its own node).
+    hosted_here: bool,
+    index: u8,
+    entity_id: [u8; 32],
 }
 
 impl fmt::Debug for Replica {
@@ -80,7 +84,7 @@ impl Replica {
         identity: &ReplicaIdentity,
         node_id: u64,
         daemon: Option<Daemon>,
-        config: DaemonHostConfig,
+        config: Arc<DaemonHostConfig>,
     ) -> Self {
         Replica {
             stats: ReplicaStats::default(),
@@ -88,8 +92,9 @@ impl Replica {
             node_id,
             index: identity.index(),
             entity_id: identity.entity_id(),
-            daemon: daemon.map(|d| Mutex::new(Some(d))),
-            held_by: std::sync::atomic::AtomicUsize::new(0),
+            hosted_here: daemon.is_some(),
+            daemon: Mutex::new(daemon),
+            held_by: std::sync::atomic::AtomicU32::new(0),
             retired: AtomicBool::new(false),
             config,
         }
@@ -101,7 +106,7 @@ impl Replica {
         &self,
         node_id: u64,
         daemon: Option<Daemon>,
-        config: DaemonHostConfig,
+        config: Arc<DaemonHostConfig>,
     ) -> Self {
         Replica {
             stats: ReplicaStats::default(),
@@ -109,8 +114,9 @@ impl Replica {
             node_id,
             index: self.index,
             entity_id: self.entity_id,
-            daemon: daemon.map(|d| Mutex::new(Some(d))),
-            held_by: std::sync::atomic::AtomicUsize::new(0),
+            hosted_here: daemon.is_some(),
+            daemon: Mutex::new(daemon),
+            held_by: std::sync::atomic::AtomicU32::new(0),
             retired: AtomicBool::new(false),
             config,
         }
@@ -144,19 +150,19 @@ impl Replica {
     /// (the replica left the registry and the rosters before this).
     pub(crate) fn retire(&self) -> Option<Daemon> {
         self.retired.store(true, Ordering::SeqCst);
-        self.daemon.as_ref()?.try_lock()?.take()
+        self.daemon.try_lock()?.take()
     }
 
     /// Processes one event: admits it through the circuit, counts it in flight
     /// for exactly as long as it runs (a panic included), and records latency,
     /// outcome and load.
     pub(crate) fn process(&self, event: &Event) -> Result<Vec<Bytes>, DeliverError> {
-        let Some(daemon) = &self.daemon else {
+        if !self.hosted_here {
             return Err(DeliverError::HostedElsewhere {
                 origin_hash: self.origin_hash,
                 node_id: self.node_id,
             });
-        };
+        }
         let tag = thread_tag();
         if self.held_by.load(Ordering::Relaxed) == tag {
             return Err(DeliverError::Reentrant(self.origin_hash));
@@ -167,7 +173,7 @@ impl Replica {
             return Err(DeliverError::CircuitOpen(self.origin_hash));
         }
         let _in_flight = self.stats.begin();
-        let mut slot = daemon.lock();
+        let mut slot = self.daemon.lock();
         let Some(daemon) = slot.as_mut() else {
             // Retired while this delivery waited for the lock.
             return Err(DeliverError::UnknownOrigin(self.origin_hash));
@@ -189,7 +195,7 @@ impl Replica {
             // The writer retired the replica while this delivery held the
             // daemon, so it could not take it: whoever holds it last drops
             // it (contained, see `Daemon`).
-            let daemon = self.daemon.as_ref().and_then(|d| d.try_lock()?.take());
+            let daemon = self.daemon.try_lock().and_then(|mut slot| slot.take());
             drop(daemon);
         }
         match result {

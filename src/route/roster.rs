@@ -45,9 +45,9 @@ enum State {
     Removed,
 }
 
-/// A replica as the writer hands it to a new roster: the replica, whether
-/// routes may pick it, and where it sits.
-pub(crate) type Listed<'a> = (&'a Arc<Replica>, bool, &'a Locale);
+/// What the writer tells a new roster of each replica: whether routes may
+/// pick it, and where it sits.
+pub(crate) type Listed<'a> = (bool, &'a Locale);
 
 /// See the module docs.
 #[derive(Debug)]
@@ -55,32 +55,41 @@ pub(crate) struct Roster {
     epoch: u64,
     term: u64,
     state: State,
-    /// Every replica, by index.
-    replicas: Box<[Arc<Replica>]>,
+    /// Every replica, by index (shared with the writer, which replaces the
+    /// list on a change).
+    replicas: Arc<[Arc<Replica>]>,
     /// Whether each replica (by index) is healthy.
     healthy: Box<[bool]>,
     pool: Pool,
 }
 
 impl Roster {
-    /// The roster listing `replicas` (by index) at `epoch`.
-    pub(crate) fn new(epoch: u64, term: u64, strategy: Strategy, replicas: &[Listed<'_>]) -> Self {
+    /// The roster of `replicas` (by index) at `epoch`, `listed` saying of
+    /// each whether it is healthy and where it sits.
+    pub(crate) fn new(
+        epoch: u64,
+        term: u64,
+        strategy: Strategy,
+        replicas: Arc<[Arc<Replica>]>,
+        listed: &[Listed<'_>],
+    ) -> Self {
         debug_assert!(replicas
             .iter()
             .enumerate()
-            .all(|(i, (r, _, _))| r.index() as usize == i));
+            .all(|(i, r)| r.index() as usize == i));
         let healthy: Vec<(Arc<Replica>, &Locale)> = replicas
             .iter()
-            .filter(|(_, healthy, _)| *healthy)
-            .map(|(r, _, locale)| (Arc::clone(r), *locale))
+            .zip(listed)
+            .filter(|(_, (healthy, _))| *healthy)
+            .map(|(r, (_, locale))| (Arc::clone(r), *locale))
             .collect();
         Roster {
             epoch,
             term,
             state: State::Open,
-            replicas: replicas.iter().map(|(r, _, _)| Arc::clone(r)).collect(),
-            healthy: replicas.iter().map(|(_, h, _)| *h).collect(),
             pool: strategy.pool(&healthy, replicas.len() as u8),
+            healthy: listed.iter().map(|(h, _)| *h).collect(),
+            replicas,
         }
     }
 
@@ -99,7 +108,7 @@ impl Roster {
             epoch,
             term,
             state,
-            replicas: Box::default(),
+            replicas: Arc::default(),
             healthy: Box::default(),
             pool: Pool::default(),
         }

@@ -17,11 +17,11 @@ pub(crate) struct Locale {
     pub(crate) tags: Box<[u64]>,
 }
 
-/// A healthy replica as every pick reads it, packed into 32 bytes (two per
-/// cache line).
+/// A healthy replica as every pick reads it, packed into 24 bytes; its
+/// origin hash is read from the replica, beside the circuit state every
+/// route reads anyway.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
-    origin_hash: u64,
     replica: Arc<Replica>,
     /// Bit `i` set when the replica's node carries the pool's tag `i`.
     pub(super) tags: u64,
@@ -34,7 +34,7 @@ pub(crate) struct Candidate {
 impl Candidate {
     #[inline]
     pub(crate) fn origin_hash(&self) -> u64 {
-        self.origin_hash
+        self.replica.origin_hash()
     }
 
     #[inline]
@@ -46,19 +46,22 @@ impl Candidate {
 /// [`Candidate::zone`] of a replica whose node has no zone.
 pub(super) const NO_ZONE: u8 = u8::MAX;
 
-/// The healthy replicas of one zone.
+/// Where the candidates of one zone sit among all of them.
 #[derive(Debug)]
 struct Zone {
     hash: u64,
-    candidates: Box<[Candidate]>,
+    start: u8,
+    len: u8,
 }
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Candidates {
-    /// Ascending by replica index.
+    /// Grouped by zone (in zone order, the zoneless last), ascending by
+    /// replica index within a zone: each zone's candidates are a slice of
+    /// these, with no copy.
     candidates: Box<[Candidate]>,
-    /// Per zone (ordered by zone hash), its candidates.
+    /// Per zone (ordered by zone hash), its slice of the candidates.
     zones: Box<[Zone]>,
     /// Tag hashes numbered for [`Candidate::tags`]; at most 64.
     tag_bits: Box<[u64]>,
@@ -80,10 +83,9 @@ impl Candidates {
         all_tags.truncate(64);
         let zone_hashes: BTreeSet<u64> = healthy.iter().filter_map(|(_, l)| l.zone).collect();
         let zone_hashes: Vec<u64> = zone_hashes.into_iter().take(NO_ZONE as usize).collect();
-        let candidates: Box<[Candidate]> = healthy
+        let mut candidates: Vec<Candidate> = healthy
             .iter()
             .map(|(replica, locale)| Candidate {
-                origin_hash: replica.origin_hash(),
                 replica: Arc::clone(replica),
                 tags: all_tags
                     .iter()
@@ -98,16 +100,18 @@ impl Candidates {
                     .map_or(NO_ZONE, |p| p as u8),
             })
             .collect();
+        candidates.sort_by_key(|c| (c.zone, c.index));
         let zones = zone_hashes
             .iter()
             .enumerate()
-            .map(|(p, &hash)| Zone {
-                hash,
-                candidates: candidates
-                    .iter()
-                    .filter(|c| c.zone as usize == p)
-                    .cloned()
-                    .collect(),
+            .map(|(p, &hash)| {
+                let start = candidates.partition_point(|c| (c.zone as usize) < p);
+                let end = candidates.partition_point(|c| (c.zone as usize) <= p);
+                Zone {
+                    hash,
+                    start: start as u8,
+                    len: (end - start) as u8,
+                }
             })
             .collect();
         let overflow_tags = overflow.then(|| {
@@ -118,14 +122,14 @@ impl Candidates {
             by_index.into_boxed_slice()
         });
         Candidates {
-            candidates,
+            candidates: candidates.into_boxed_slice(),
             zones,
             tag_bits: all_tags.into(),
             overflow_tags,
         }
     }
 
-    /// Every candidate, ascending by index.
+    /// Every candidate, grouped by zone.
     #[inline]
     pub(crate) fn all(&self) -> &[Candidate] {
         &self.candidates
@@ -134,10 +138,10 @@ impl Candidates {
     /// The zone with this hash: its position and its candidates.
     #[inline]
     pub(super) fn zone(&self, zone_hash: u64) -> Option<(u8, &[Candidate])> {
-        self.zones
-            .iter()
-            .position(|z| z.hash == zone_hash)
-            .map(|p| (p as u8, &self.zones[p].candidates[..]))
+        let p = self.zones.iter().position(|z| z.hash == zone_hash)?;
+        let zone = &self.zones[p];
+        let start = zone.start as usize;
+        Some((p as u8, &self.candidates[start..start + zone.len as usize]))
     }
 
     /// The bit of a tag in [`Candidate::tags`]; `Err(true)` when the tag may

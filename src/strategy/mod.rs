@@ -42,7 +42,8 @@ use random::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Each router walks the healthy members in index order, one per route.
+    /// Each router walks the healthy members in a fixed order (by zone, then
+    /// index), one per route.
     #[default]
     RoundRobin,
     /// A uniformly random member (a per-router xorshift generator).

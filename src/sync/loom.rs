@@ -256,6 +256,14 @@ impl<K: Eq + Hash, V: Clone> DashMap<K, V> {
     pub(crate) fn len(&self) -> usize {
         self.0.lock().len()
     }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.lock().capacity()
+    }
+
+    pub(crate) fn shrink_to_fit(&self) {
+        self.0.lock().shrink_to_fit();
+    }
 }
 
 /// `crossbeam_channel`, over `loom::sync::mpsc` (see the module docs).

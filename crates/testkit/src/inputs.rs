@@ -279,6 +279,7 @@ pub fn run(input: &Calls) {
                         host_config: DaemonHostConfig {
                             circuit_failure_threshold: config.threshold,
                             circuit_recovery: config.recovery,
+                            ..DaemonHostConfig::default()
                         },
                     },
                 );

@@ -299,6 +299,7 @@ impl Interpreter {
                 circuit_failure_threshold: threshold,
                 // Outlasts any run: an open circuit stays open.
                 circuit_recovery: Duration::from_secs(3600),
+                ..DaemonHostConfig::default()
             },
         };
         let real = ReplicaGroup::spawn(&self.runtime, kind.name(), config);
