@@ -44,17 +44,11 @@ pub enum GroupError {
     /// The writer does not know the group (the handle outlived it).
     #[error("group {0:#010x} is not known to the runtime's writer")]
     UnknownGroup(u32),
-    /// User code the writer called for this change panicked: the change was
-    /// not made. `call` names the method (`requirements()`, …).
-    #[error("a daemon of kind `{kind}` panicked in {call}: {message}; the change was not made")]
-    DaemonPanicked {
-        /// The daemon kind.
-        kind: String,
-        /// The method that panicked.
-        call: &'static str,
-        /// The panic message, when it was a string.
-        message: String,
-    },
+    /// User code the writer called for this change panicked, such as a
+    /// daemon's `requirements()`: the change was not made. The message names
+    /// the kind, the call and the panic.
+    #[error("daemon panicked: {0}")]
+    DaemonPanicked(String),
     /// The runtime's writer thread stopped for a reason other than shutdown:
     /// no change can be made any more. Routing and delivery on the last
     /// published rosters go on.

@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::control::{Command, Engine, Phase, Reply};
+use crate::control::{Command, Engine, Hosting, Phase, Reply};
 use crate::daemon::{Event, MeshDaemon};
 use crate::error::{DeliverError, RuntimeError};
 use crate::node::NodeInfo;
@@ -47,7 +47,7 @@ impl DaemonRuntime {
     /// A runtime over `nodes`, in the Registering phase, with its writer
     /// thread running. A repeated node id keeps the last description.
     pub fn new(nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
-        Self::build(nodes, None)
+        Self::build(nodes, Hosting::Every)
     }
 
     /// The runtime of one process in a cluster of router processes, where
@@ -87,12 +87,21 @@ impl DaemonRuntime {
     ///                  Err(DeliverError::HostedElsewhere { node_id: 2, .. })));
     /// ```
     pub fn for_node(local_node: u64, nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
-        Self::build(nodes, Some(local_node))
+        Self::build(nodes, Hosting::Node(local_node))
     }
 
-    fn build(nodes: impl IntoIterator<Item = NodeInfo>, local_node: Option<u64>) -> DaemonRuntime {
+    /// The runtime of a process that routes and runs no replica (a cluster
+    /// observer): it places every replica exactly as the node processes do,
+    /// and every delivery is [`DeliverError::HostedElsewhere`], naming the
+    /// node whose process runs the replica. Factories are still needed: a
+    /// kind's `requirements()` decide placement.
+    pub fn observer(nodes: impl IntoIterator<Item = NodeInfo>) -> DaemonRuntime {
+        Self::build(nodes, Hosting::Nothing)
+    }
+
+    fn build(nodes: impl IntoIterator<Item = NodeInfo>, hosting: Hosting) -> DaemonRuntime {
         DaemonRuntime {
-            engine: Arc::new(Engine::start(nodes, local_node)),
+            engine: Arc::new(Engine::start(nodes, hosting)),
         }
     }
 
@@ -149,6 +158,26 @@ impl DaemonRuntime {
     /// applied the same changes in the same order have equal digests.
     pub fn roster_digest(&self) -> Result<u64, RuntimeError> {
         self.runtime_call(Command::Digest)
+    }
+
+    /// The state placement depends on, for a cluster checkpoint.
+    #[cfg(feature = "etcd")]
+    #[allow(dead_code)] // Until cluster checkpoints use it (issue 14).
+    pub(crate) fn snapshot(&self) -> Result<crate::control::WriterState, RuntimeError> {
+        self.runtime_call(Command::Snapshot)
+    }
+
+    /// Restores a checkpoint into this runtime, which must hold no node and
+    /// no group.
+    #[cfg(feature = "etcd")]
+    #[allow(dead_code)] // Until cluster checkpoints use it (issue 14).
+    pub(crate) fn restore(
+        &self,
+        state: crate::control::WriterState,
+    ) -> Result<(), crate::GroupError> {
+        self.engine
+            .call(|reply| Command::Restore(state, reply))
+            .map_err(crate::GroupError::from)?
     }
 
     /// Delivers `event` to the replica with `origin_hash` and returns its outputs.

@@ -7,14 +7,14 @@ use bytes::Bytes;
 use super::factories::{Factories, Factory};
 use super::registry::Registry;
 use super::writer::{Command, Reply, Writer};
-use super::NodeTable;
+use super::{Hosting, NodeTable};
 use crate::daemon::{contain, Event};
 use crate::error::{DeliverError, GroupError, RuntimeError};
 use crate::node::NodeInfo;
 use crate::sync::atomic::{AtomicU8, Ordering};
 use crate::sync::channel::{self, Sender};
 use crate::sync::thread::{self, JoinHandle, ThreadId};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{recv_soon, Arc, Mutex};
 
 const REGISTERING: u8 = 0;
 const READY: u8 = 1;
@@ -104,17 +104,13 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `nodes` whose writer thread is running; `local_node` is
-    /// the node this process is in a cluster (it hosts only that node's
-    /// replicas), `None` to host every replica.
-    pub(crate) fn start(
-        nodes: impl IntoIterator<Item = NodeInfo>,
-        local_node: Option<u64>,
-    ) -> Engine {
+    /// An engine over `nodes` whose writer thread is running, hosting the
+    /// replicas `hosting` says.
+    pub(crate) fn start(nodes: impl IntoIterator<Item = NodeInfo>, hosting: Hosting) -> Engine {
         let registry = Arc::new(Registry::default());
         let factories = Arc::new(Factories::new());
         let writer = Writer::new(
-            NodeTable::new(nodes, local_node),
+            NodeTable::new(nodes, hosting),
             Arc::clone(&registry),
             Arc::clone(&factories),
         );
@@ -200,7 +196,7 @@ impl Engine {
         self.commands
             .send(command(reply))
             .map_err(|_| self.gone())?;
-        answer.recv().map_err(|_| self.gone())
+        recv_soon(&answer).map_err(|_| self.gone())
     }
 
     /// Why a command got no answer from a writer that is gone. Unless the
@@ -289,7 +285,7 @@ mod tests {
     /// code is contained where it is called) leaves a runtime that says so.
     #[test]
     fn a_writer_that_stops_is_reported_by_every_call_and_the_phase() {
-        let engine = Engine::start([NodeInfo::new(1)], None);
+        let engine = Engine::start([NodeInfo::new(1)], Hosting::Every);
         engine.make_ready().unwrap();
         let first = engine.call(|_reply: Reply<()>| Command::Crash);
         let Err(CallError::Stopped(why)) = first else {

@@ -13,8 +13,12 @@ mod group_state;
 mod node_table;
 mod placement;
 mod registry;
+#[cfg(feature = "etcd")]
+mod snapshot;
 mod writer;
 
 pub(crate) use engine::{Engine, Phase};
-pub(crate) use node_table::NodeTable;
+pub(crate) use node_table::{Hosting, NodeTable};
+#[cfg(feature = "etcd")]
+pub(crate) use snapshot::WriterState;
 pub(crate) use writer::{Command, GroupHandle, GroupRef, Reply};

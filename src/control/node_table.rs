@@ -25,18 +25,31 @@ pub(crate) struct NodeEntry {
     hosted: usize,
 }
 
+/// Which replicas a runtime runs (creates daemons for); the others it only
+/// routes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Hosting {
+    /// Every replica: a runtime on its own.
+    #[default]
+    Every,
+    /// The replicas placed on this node: one process of a cluster.
+    Node(u64),
+    /// None: a process that only routes (a cluster observer).
+    Nothing,
+}
+
 /// Every node the runtime knows.
 #[derive(Debug, Default)]
 pub(crate) struct NodeTable {
     nodes: BTreeMap<u64, NodeEntry>,
-    /// The node this process is, in a cluster; `None` hosts every replica.
-    local: Option<u64>,
+    /// Which replicas this process runs.
+    hosting: Hosting,
 }
 
 impl NodeTable {
-    pub(crate) fn new(nodes: impl IntoIterator<Item = NodeInfo>, local: Option<u64>) -> Self {
+    pub(crate) fn new(nodes: impl IntoIterator<Item = NodeInfo>, hosting: Hosting) -> Self {
         let mut table = NodeTable {
-            local,
+            hosting,
             ..NodeTable::default()
         };
         for node in nodes {
@@ -44,6 +57,12 @@ impl NodeTable {
             table.nodes.insert(node.id(), NodeEntry::new(node));
         }
         table
+    }
+
+    /// Which replicas this process runs.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn hosting(&self) -> Hosting {
+        self.hosting
     }
 
     /// Adds a node; `false` if the id is taken.
@@ -72,7 +91,11 @@ impl NodeTable {
 
     /// Whether this process runs the replicas placed on `node`.
     pub(crate) fn hosts_here(&self, node: u64) -> bool {
-        self.local.is_none_or(|local| local == node)
+        match self.hosting {
+            Hosting::Every => true,
+            Hosting::Node(local) => local == node,
+            Hosting::Nothing => false,
+        }
     }
 
     pub(crate) fn is_alive(&self, id: u64) -> bool {

@@ -37,8 +37,11 @@ impl Registry {
             .insert(replica.origin_hash(), Arc::clone(replica));
     }
 
-    pub(crate) fn remove(&self, origin_hash: u64) {
-        self.replicas.remove(&origin_hash);
+    /// Unregisters `replica`, unless its origin hash already names another
+    /// (its successor after a failover, or a replica grown back).
+    pub(crate) fn remove_if_held(&self, replica: &Arc<Replica>) {
+        self.replicas
+            .remove_if(&replica.origin_hash(), |_, held| Arc::ptr_eq(held, replica));
     }
 
     pub(crate) fn len(&self) -> usize {

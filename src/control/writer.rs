@@ -1,10 +1,12 @@
 //! The writer: the one thread per runtime that owns all mutable group state.
 //!
 //! Callers send a [`Command`] over a `crossbeam` channel and block on its
-//! reply. The writer applies commands one at a time, in arrival order, builds
-//! each next roster off to the side and publishes it with one `ArcSwap::store`
-//! before replying, so when a call returns, every route that starts after it
-//! sees its effect.
+//! reply. The writer applies commands in arrival order, builds each changed
+//! group's next roster off to the side and publishes it with one
+//! `ArcSwap::store` before replying, so when a call returns, every route that
+//! starts after it sees its effect. Commands that arrive together are
+//! applied as one batch, each changed group published once (see
+//! [`Writer::run`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +21,7 @@ use crate::node::NodeInfo;
 use crate::route::Roster;
 use crate::strategy::Strategy;
 use crate::sync::channel::{Receiver, Sender};
+use crate::sync::{recv_soon, try_recv_queued};
 use crate::sync::{Arc, ArcSwap};
 
 /// Where a command's answer goes.
@@ -61,9 +64,28 @@ pub(crate) enum Command {
     NodeRecovered(u64, Reply<Result<usize, RuntimeError>>),
     Digest(Reply<u64>),
     Shutdown(Reply<()>),
+    /// The state placement depends on, for a cluster checkpoint.
+    #[cfg(feature = "etcd")]
+    Snapshot(Reply<super::snapshot::WriterState>),
+    /// Restores a checkpoint into a runtime with no nodes and no groups.
+    #[cfg(feature = "etcd")]
+    Restore(super::snapshot::WriterState, Reply<Result<(), GroupError>>),
     /// Makes the writer panic, as a bug of its own would.
     #[cfg(test)]
     Crash,
+}
+
+/// Commands applied before their groups are published and their callers
+/// answered, at most.
+const MAX_BATCH: usize = 256;
+
+/// A command's answer, sent once its batch is published.
+type Answer = Box<dyn FnOnce() + Send>;
+
+fn answer<T: Send + 'static>(reply: Reply<T>, value: T) -> Answer {
+    Box::new(move || {
+        let _ = reply.send(value);
+    })
 }
 
 /// The writer's state.
@@ -74,6 +96,8 @@ pub(crate) struct Writer {
     next_key: GroupKey,
     registry: Arc<Registry>,
     factories: Arc<Factories>,
+    /// Groups the current batch may have changed (with repeats), to publish.
+    touched: Vec<GroupKey>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -97,55 +121,80 @@ impl Writer {
             next_key: 0,
             registry,
             factories,
+            touched: Vec::new(),
         }
     }
 
     /// Applies commands until `Shutdown` or until every sender is gone.
+    ///
+    /// Commands are applied in arrival order, in batches: after the first,
+    /// those already queued (up to [`MAX_BATCH`]) are applied too, then every
+    /// group they changed is published once, then every caller of the batch
+    /// gets its answer. So a call still returns only after its change is
+    /// published, and changes submitted at once share the publishing.
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
-        while let Ok(command) = commands.recv() {
-            // A caller that gave up waiting dropped its reply receiver;
-            // the change still applies, so a failed reply send is ignored.
-            match command {
-                Command::Spawn(kind, config, reply) => {
-                    let _ = reply.send(self.spawn(kind, config));
-                }
-                Command::Scale(group, n, reply) => {
-                    let _ = reply.send(self.scale(group, n));
-                }
-                Command::Remove(group, reply) => {
-                    let _ = reply.send(self.remove(group));
-                }
-                Command::Groups(reply) => {
-                    let _ = reply.send(self.groups.values().map(GroupState::handle).collect());
-                }
-                Command::GroupNodeFailure(group, node, reply) => {
-                    let _ = reply.send(self.group_node_failure(group, node));
-                }
-                Command::GroupNodeRecovery(group, node, reply) => {
-                    let _ = reply.send(self.group_node_recovery(group, node));
-                }
-                Command::AddNode(node, reply) => {
-                    let _ = reply.send(self.add_node(node));
-                }
-                Command::NodeFailed(node, reply) => {
-                    let _ = reply.send(self.node_failed(node));
-                }
-                Command::NodeRecovered(node, reply) => {
-                    let _ = reply.send(self.node_recovered(node));
-                }
-                Command::Digest(reply) => {
-                    let _ = reply.send(self.digest());
-                }
-                Command::Shutdown(reply) => {
+        let mut answers: Vec<Answer> = Vec::new();
+        'serve: while let Ok(first) = recv_soon(&commands) {
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                if let Command::Shutdown(reply) = command {
+                    self.flush();
+                    answers.drain(..).for_each(|answer| answer());
                     self.shutdown();
                     let _ = reply.send(());
-                    break;
+                    break 'serve;
                 }
-                #[cfg(test)]
-                Command::Crash => panic!("writer crash for a test"),
+                answers.push(self.apply(command));
+                if answers.len() < MAX_BATCH {
+                    next = try_recv_queued(&commands);
+                }
             }
+            self.flush();
+            // A caller that gave up waiting dropped its reply receiver; the
+            // change still applies, so a failed reply send is ignored.
+            answers.drain(..).for_each(|answer| answer());
         }
         self.shutdown();
+    }
+
+    /// Applies one command (not `Shutdown`); its answer, to send once the
+    /// batch is published.
+    fn apply(&mut self, command: Command) -> Answer {
+        match command {
+            Command::Spawn(kind, config, reply) => answer(reply, self.spawn(kind, config)),
+            Command::Scale(group, n, reply) => answer(reply, self.scale(group, n)),
+            Command::Remove(group, reply) => answer(reply, self.remove(group)),
+            Command::Groups(reply) => answer(
+                reply,
+                self.groups.values().map(GroupState::handle).collect(),
+            ),
+            Command::GroupNodeFailure(group, node, reply) => {
+                answer(reply, self.group_node_failure(group, node))
+            }
+            Command::GroupNodeRecovery(group, node, reply) => {
+                answer(reply, self.group_node_recovery(group, node))
+            }
+            Command::AddNode(node, reply) => answer(reply, self.add_node(node)),
+            Command::NodeFailed(node, reply) => answer(reply, self.node_failed(node)),
+            Command::NodeRecovered(node, reply) => answer(reply, self.node_recovered(node)),
+            Command::Digest(reply) => answer(reply, self.digest()),
+            Command::Shutdown(reply) => answer(reply, ()),
+            #[cfg(feature = "etcd")]
+            Command::Snapshot(reply) => answer(reply, self.snapshot()),
+            #[cfg(feature = "etcd")]
+            Command::Restore(state, reply) => answer(reply, self.restore(state)),
+            #[cfg(test)]
+            Command::Crash => panic!("writer crash for a test"),
+        }
+    }
+
+    /// Publishes every group the batch changed, once each.
+    fn flush(&mut self) {
+        for key in self.touched.drain(..) {
+            if let Some(group) = self.groups.get_mut(&key) {
+                group.flush(&self.nodes, &self.registry);
+            }
+        }
     }
 
     fn spawn(
@@ -186,6 +235,7 @@ impl Writer {
         let handle = state.handle();
         tracing::info!(replicas = count, ?strategy, "group spawned");
         self.groups.insert(key, state);
+        self.touched.push(key);
         Ok(handle)
     }
 
@@ -211,11 +261,13 @@ impl Writer {
             groups,
             nodes,
             registry,
+            touched,
             ..
         } = self;
         let group = groups
             .get_mut(&target.key)
             .ok_or(GroupError::UnknownGroup(target.group_id))?;
+        touched.push(target.key);
         Ok((group, nodes, registry))
     }
 
@@ -268,10 +320,11 @@ impl Writer {
             return Err(RuntimeError::UnknownNode(node));
         }
         let mut replaced = 0;
-        for group in self.groups.values_mut() {
+        for (&key, group) in &mut self.groups {
             if group.has_replica_on(node) {
                 let _span = group.span();
                 replaced += group.fail_node(node, &mut self.nodes, &self.registry).len();
+                self.touched.push(key);
             }
         }
         tracing::info!(node, replaced, "node failed");
@@ -286,10 +339,11 @@ impl Writer {
             group.set_reported_failed(node, false);
         }
         let mut marked = 0;
-        for group in self.groups.values_mut() {
+        for (&key, group) in &mut self.groups {
             if group.has_replica_on(node) {
                 let _span = group.span();
                 marked += group.recover_node(node, &mut self.nodes, &self.registry);
+                self.touched.push(key);
             }
         }
         tracing::info!(node, marked, "node recovered");
@@ -300,14 +354,80 @@ impl Writer {
     /// Re-places replicas stuck on failed nodes, in every group that has
     /// one, after capacity appeared (a node added or recovered).
     fn heal_stuck(&mut self) {
-        for group in self.groups.values_mut() {
+        for (&key, group) in &mut self.groups {
             if group.has_stuck(&self.nodes) {
                 let _span = group.span();
-                if !group.heal(&mut self.nodes, &self.registry).is_empty() {
-                    group.publish(&self.nodes);
-                }
+                group.heal(&mut self.nodes, &self.registry);
+                self.touched.push(key);
             }
         }
+    }
+
+    #[cfg(feature = "etcd")]
+    fn snapshot(&self) -> super::snapshot::WriterState {
+        super::snapshot::WriterState {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| super::snapshot::NodeState {
+                    info: n.info().clone(),
+                    alive: n.is_alive(),
+                })
+                .collect(),
+            groups: self.groups.values().map(GroupState::snapshot).collect(),
+        }
+    }
+
+    /// Restores `state` into this writer, which must hold no node and no
+    /// group: all or nothing.
+    #[cfg(feature = "etcd")]
+    fn restore(&mut self, state: super::snapshot::WriterState) -> Result<(), GroupError> {
+        if !self.groups.is_empty() || self.nodes.iter().next().is_some() {
+            return Err(GroupError::InvalidConfig(
+                "a checkpoint restores only into a runtime with no node and no group".into(),
+            ));
+        }
+        let mut restored = Writer::new(
+            NodeTable::new(
+                state.nodes.iter().map(|n| n.info.clone()),
+                self.nodes.hosting(),
+            ),
+            Arc::clone(&self.registry),
+            Arc::clone(&self.factories),
+        );
+        for node in &state.nodes {
+            restored.nodes.set_alive(node.info.id(), node.alive);
+        }
+        for snapshot in &state.groups {
+            let group_id = group_id_of(&snapshot.seed);
+            let factory = self
+                .factories
+                .get(snapshot.kind.as_str())
+                .map(|f| Arc::clone(f.value()))
+                .ok_or_else(|| GroupError::FactoryNotFound(snapshot.kind.clone()))?;
+            let key = restored.next_key;
+            let group = GroupRef { key, group_id };
+            let result = GroupState::restore(
+                group,
+                snapshot,
+                factory,
+                &mut restored.nodes,
+                &self.registry,
+            );
+            let state = match result {
+                Ok(state) => state,
+                Err(error) => {
+                    restored.shutdown();
+                    return Err(error);
+                }
+            };
+            restored.next_key += 1;
+            restored.seeds.insert(snapshot.seed);
+            restored.groups.insert(key, state);
+            restored.touched.push(key);
+        }
+        *self = restored;
+        Ok(())
     }
 
     fn digest(&self) -> u64 {
@@ -326,6 +446,7 @@ impl Writer {
     }
 
     fn shutdown(&mut self) {
+        self.flush();
         for group in self.groups.values_mut() {
             let _span = group.span();
             group.close(&mut self.nodes, &self.registry);

@@ -12,7 +12,20 @@ use crate::error::DaemonError;
 use crate::node::CapabilityFilter;
 
 pub(crate) use contained::{contain, Daemon};
-pub(crate) use replica::Replica;
+
+/// What every replica of a group shares: the user's settings, and what the
+/// group's strategy needs measured on each delivery.
+#[derive(Debug)]
+pub(crate) struct HostSettings {
+    pub(crate) config: DaemonHostConfig,
+    /// Latency is measured on one delivery in this many (a power of two):
+    /// on every one for the strategies that route on latency, on a sample
+    /// otherwise (for `ReplicaGroup::stats`), sparing two clock reads.
+    pub(crate) latency_every: u64,
+    /// Whether a delivery samples `MeshDaemon::load()` (for `LeastLoad`).
+    pub(crate) samples_load: bool,
+}
+pub(crate) use replica::{PublicIdentity, Replica};
 pub(crate) use stats::Circuit;
 
 /// An event delivered to a replica.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::contained::{contain, Daemon};
 use super::stats::{Admission, ReplicaStats};
-use super::{DaemonHostConfig, Event};
+use super::{Event, HostSettings};
 use crate::error::DeliverError;
 use crate::identity::ReplicaIdentity;
 use crate::sync::atomic::{AtomicBool, Ordering};
@@ -45,17 +45,10 @@ pub(crate) struct Replica {
     origin_hash: u64,
     stats: ReplicaStats,
     node_id: u64,
-    config: Arc<DaemonHostConfig>,
+    settings: Arc<HostSettings>,
     /// `None` once the replica is retired and its daemon taken, and always
     /// when another node's process hosts it (see `hosted_here`).
     daemon: Mutex<Option<Daemon>>,
-    /// The thread tag of the delivery holding the daemon, 0 when none: a
-    /// delivery from that same thread (a daemon delivering to itself) is
-    /// refused instead of deadlocking. Only the holder writes it, and a
-    /// thread only ever compares it with its own tag, so no other memory is
-    /// ordered by it: a std atomic even under loom, where it would only add
-    /// scheduling points.
-    held_by: std::sync::atomic::AtomicU32,
     /// Set by the writer when the replica leaves the registry and the
     /// rosters; its daemon is taken then, or by the delivery holding it.
     retired: AtomicBool,
@@ -77,48 +70,53 @@ impl fmt::Debug for Replica {
     }
 }
 
+/// The public part of a replica's identity: what the runtime keeps of it
+/// (the signing key is derived when needed, never stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PublicIdentity {
+    pub(crate) index: u8,
+    pub(crate) origin_hash: u64,
+    pub(crate) entity_id: [u8; 32],
+}
+
+impl From<&ReplicaIdentity> for PublicIdentity {
+    fn from(identity: &ReplicaIdentity) -> Self {
+        PublicIdentity {
+            index: identity.index(),
+            origin_hash: identity.origin_hash(),
+            entity_id: identity.entity_id(),
+        }
+    }
+}
+
 impl Replica {
     /// Replica `identity` on `node_id`, running `daemon` when this process
-    /// hosts it.
+    /// hosts it, with fresh statistics.
     pub(crate) fn new(
-        identity: &ReplicaIdentity,
+        identity: PublicIdentity,
         node_id: u64,
         daemon: Option<Daemon>,
-        config: Arc<DaemonHostConfig>,
+        settings: Arc<HostSettings>,
     ) -> Self {
         Replica {
             stats: ReplicaStats::default(),
-            origin_hash: identity.origin_hash(),
+            origin_hash: identity.origin_hash,
             node_id,
-            index: identity.index(),
-            entity_id: identity.entity_id(),
+            index: identity.index,
+            entity_id: identity.entity_id,
             hosted_here: daemon.is_some(),
             daemon: Mutex::new(daemon),
-            held_by: std::sync::atomic::AtomicU32::new(0),
             retired: AtomicBool::new(false),
-            config,
+            settings,
         }
     }
 
-    /// The same replica (identity, index) placed on `node_id` instead, with a
-    /// fresh daemon and fresh statistics: a failover.
-    pub(crate) fn moved_to(
-        &self,
-        node_id: u64,
-        daemon: Option<Daemon>,
-        config: Arc<DaemonHostConfig>,
-    ) -> Self {
-        Replica {
-            stats: ReplicaStats::default(),
-            origin_hash: self.origin_hash,
-            node_id,
+    /// Its identity.
+    pub(crate) fn identity(&self) -> PublicIdentity {
+        PublicIdentity {
             index: self.index,
+            origin_hash: self.origin_hash,
             entity_id: self.entity_id,
-            hosted_here: daemon.is_some(),
-            daemon: Mutex::new(daemon),
-            held_by: std::sync::atomic::AtomicU32::new(0),
-            retired: AtomicBool::new(false),
-            config,
         }
     }
 
@@ -164,30 +162,41 @@ impl Replica {
             });
         }
         let tag = thread_tag();
-        if self.held_by.load(Ordering::Relaxed) == tag {
+        if self.stats.holder() == tag {
             return Err(DeliverError::Reentrant(self.origin_hash));
         }
-        let window = self.config.circuit_recovery;
+        let settings = &*self.settings;
+        let window = settings.config.circuit_recovery;
         let admission = self.stats.admit(window);
         if admission == Admission::Rejected {
             return Err(DeliverError::CircuitOpen(self.origin_hash));
         }
-        let _in_flight = self.stats.begin();
-        let mut slot = self.daemon.lock();
+        // The common case takes the free daemon at once; only a delivery
+        // that must wait counts itself waiting (a read-modify-write).
+        let mut slot = match self.daemon.try_lock() {
+            Some(slot) => slot,
+            None => {
+                let _waiting = self.stats.wait();
+                self.daemon.lock()
+            }
+        };
         let Some(daemon) = slot.as_mut() else {
             // Retired while this delivery waited for the lock.
             return Err(DeliverError::UnknownOrigin(self.origin_hash));
         };
-        self.held_by.store(tag, Ordering::Relaxed);
-        let started = Instant::now();
+        self.stats.hold(tag);
+        let timed = self.stats.processed() & (settings.latency_every - 1) == 0;
+        let started = timed.then(Instant::now);
         let result = contain(|| daemon.get().process(event));
-        let elapsed = started.elapsed();
-        let load = contain(|| daemon.get().load()).unwrap_or(f64::NAN);
-        self.held_by.store(0, Ordering::Relaxed);
+        let elapsed = started.map(|s| s.elapsed());
+        let load = settings
+            .samples_load
+            .then(|| contain(|| daemon.get().load()).unwrap_or(f64::NAN));
+        self.stats.hold(0);
         // Recorded under the daemon's lock: the outcome counters have one
         // writer at a time.
         let ok = matches!(result, Ok(Ok(_)));
-        let threshold = self.config.circuit_failure_threshold;
+        let threshold = settings.config.circuit_failure_threshold;
         self.stats
             .record(admission, elapsed, ok, load, threshold, window);
         drop(slot);

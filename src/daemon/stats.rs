@@ -41,7 +41,14 @@ const PROBING: u64 = 1 << 63;
 pub(crate) struct ReplicaStats {
     /// Read by every route (see [`CLOSED`]).
     circuit: AtomicU64,
-    in_flight: AtomicU32,
+    /// Deliveries waiting for the daemon, which is busy with another.
+    waiting: AtomicU32,
+    /// The thread tag of the delivery holding the daemon, 0 when none. Only
+    /// the holder writes it, and a thread only ever compares it with its own
+    /// tag (to refuse a re-entrant delivery) or with 0 (to count in flight),
+    /// so no other memory is ordered by it: a std atomic even under loom,
+    /// where it would only add scheduling points.
+    holder: std::sync::atomic::AtomicU32,
     /// Written by delivery, under the daemon's lock (one writer at a time).
     consecutive_failures: AtomicU32,
     latency_ewma_ns: AtomicU64,
@@ -73,26 +80,43 @@ pub(crate) enum Admission {
     Rejected,
 }
 
-/// Decrements the in-flight count when dropped, so a panic cannot leak it.
+/// Counts a delivery as waiting for the daemon until dropped, so a panic
+/// cannot leak it.
 #[derive(Debug)]
-pub(crate) struct InFlight<'a>(&'a AtomicU32);
+pub(crate) struct Waiting<'a>(&'a AtomicU32);
 
-impl Drop for InFlight<'_> {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl ReplicaStats {
-    /// Counts one delivery in flight until the guard drops.
-    pub(crate) fn begin(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(&self.in_flight)
+    /// Counts one delivery as waiting for the busy daemon until the guard
+    /// drops (it then holds the daemon, see [`hold`](Self::hold)).
+    pub(crate) fn wait(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(&self.waiting)
     }
 
+    /// Records that the delivery of thread `tag` holds the daemon (0: none).
+    #[inline]
+    pub(crate) fn hold(&self, tag: u32) {
+        self.holder.store(tag, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The thread tag of the delivery holding the daemon, 0 when none.
+    #[inline]
+    pub(crate) fn holder(&self) -> u32 {
+        self.holder.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Deliveries in flight: the one the daemon processes, and those waiting
+    /// for it. Counted without a read-modify-write on the common path (a
+    /// delivery that finds the daemon free).
     #[inline]
     pub(crate) fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.waiting.load(Ordering::Relaxed) + u32::from(self.holder() != 0)
     }
 
     /// Latency EWMA in nanoseconds; 0 until the first measurement.
@@ -175,12 +199,14 @@ impl ReplicaStats {
 
     /// Records a processed event. Called with the daemon's lock held, so the
     /// outcome fields have a single writer at a time.
+    /// `elapsed` is the measured latency, when this delivery was timed;
+    /// `load` the daemon's load, when the strategy samples it.
     pub(crate) fn record(
         &self,
         admission: Admission,
-        elapsed: Duration,
+        elapsed: Option<Duration>,
         ok: bool,
-        load: f64,
+        load: Option<f64>,
         threshold: u32,
         window: Duration,
     ) {
@@ -188,18 +214,22 @@ impl ReplicaStats {
         self.processed.store(processed, Ordering::Relaxed);
         let errors = self.errors.load(Ordering::Relaxed) + u64::from(!ok);
         self.errors.store(errors, Ordering::Relaxed);
-        let score = saturated(load) + ERROR_PENALTY * errors as f64 / processed as f64;
-        let fixed = (score * LOAD_SCALE as f64) as u64;
-        self.load_score.store(fixed, Ordering::Relaxed);
-        let sample = (elapsed.as_nanos() as u64).max(1);
-        let old = self.latency_ewma_ns.load(Ordering::Relaxed);
-        let ewma = if old == 0 {
-            sample
-        } else {
-            // old + (sample - old) / 8, in signed arithmetic.
-            (old as i64 + ((sample as i64 - old as i64) >> EWMA_SHIFT)).max(1) as u64
-        };
-        self.latency_ewma_ns.store(ewma, Ordering::Relaxed);
+        if let Some(load) = load {
+            let score = saturated(load) + ERROR_PENALTY * errors as f64 / processed as f64;
+            let fixed = (score * LOAD_SCALE as f64) as u64;
+            self.load_score.store(fixed, Ordering::Relaxed);
+        }
+        if let Some(elapsed) = elapsed {
+            let sample = (elapsed.as_nanos() as u64).max(1);
+            let old = self.latency_ewma_ns.load(Ordering::Relaxed);
+            let ewma = if old == 0 {
+                sample
+            } else {
+                // old + (sample - old) / 8, in signed arithmetic.
+                (old as i64 + ((sample as i64 - old as i64) >> EWMA_SHIFT)).max(1) as u64
+            };
+            self.latency_ewma_ns.store(ewma, Ordering::Relaxed);
+        }
         if ok {
             self.consecutive_failures.store(0, Ordering::Relaxed);
             if admission == Admission::Probe {
@@ -250,7 +280,14 @@ mod tests {
     const WINDOW: Duration = Duration::from_millis(40);
 
     fn fail(stats: &ReplicaStats, admission: Admission) {
-        stats.record(admission, Duration::from_micros(5), false, 0.0, 5, WINDOW);
+        stats.record(
+            admission,
+            Some(Duration::from_micros(5)),
+            false,
+            Some(0.0),
+            5,
+            WINDOW,
+        );
     }
 
     #[test]
@@ -275,9 +312,9 @@ mod tests {
         }
         stats.record(
             Admission::Closed,
-            Duration::from_micros(5),
+            Some(Duration::from_micros(5)),
             true,
-            0.0,
+            Some(0.0),
             5,
             WINDOW,
         );
@@ -303,9 +340,9 @@ mod tests {
         assert!(!stats.routable());
         stats.record(
             Admission::Probe,
-            Duration::from_micros(5),
+            Some(Duration::from_micros(5)),
             true,
-            0.0,
+            Some(0.0),
             5,
             WINDOW,
         );
@@ -371,8 +408,11 @@ mod tests {
         let stats = Arc::new(ReplicaStats::default());
         let s = Arc::clone(&stats);
         let result = std::panic::catch_unwind(move || {
-            let _guard = s.begin();
+            let _guard = s.wait();
             assert_eq!(s.in_flight(), 1);
+            s.hold(7);
+            assert_eq!(s.in_flight(), 2);
+            s.hold(0);
             panic!("daemon blew up");
         });
         assert!(result.is_err());
@@ -385,9 +425,9 @@ mod tests {
         assert_eq!(stats.latency_ewma_ns(), 0);
         stats.record(
             Admission::Closed,
-            Duration::from_micros(100),
+            Some(Duration::from_micros(100)),
             true,
-            0.5,
+            Some(0.5),
             5,
             WINDOW,
         );
@@ -395,9 +435,9 @@ mod tests {
         for _ in 0..50 {
             stats.record(
                 Admission::Closed,
-                Duration::from_micros(10),
+                Some(Duration::from_micros(10)),
                 true,
-                0.5,
+                Some(0.5),
                 5,
                 WINDOW,
             );

@@ -97,6 +97,17 @@ impl Strategy {
         Strategy::Adaptive,
     ];
 
+    /// Whether routes read the replicas' latency estimates, so that every
+    /// delivery must be timed (others are timed on a sample).
+    pub(crate) fn routes_on_latency(self) -> bool {
+        matches!(self, Strategy::LeastLatency | Strategy::Adaptive)
+    }
+
+    /// Whether routes read `MeshDaemon::load()`.
+    pub(crate) fn routes_on_load(self) -> bool {
+        matches!(self, Strategy::LeastLoad)
+    }
+
     /// The pool this strategy picks from over `healthy` (ascending by
     /// index) in a group of `group_size` replicas: the candidates and the
     /// table the strategy needs, per tier.

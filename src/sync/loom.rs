@@ -244,6 +244,23 @@ impl<K: Eq + Hash, V: Clone> DashMap<K, V> {
         map.remove_entry(key)
     }
 
+    pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&K, &V) -> bool) -> Option<(K, V)>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut map = self.0.lock();
+        let keep = match map.get_key_value(key) {
+            Some((k, v)) => !f(k, v),
+            None => true,
+        };
+        if keep {
+            None
+        } else {
+            map.remove_entry(key)
+        }
+    }
+
     pub(crate) fn entry(&self, key: K) -> Entry<'_, K, V> {
         let map = self.0.lock();
         if map.contains_key(&key) {
@@ -264,6 +281,21 @@ impl<K: Eq + Hash, V: Clone> DashMap<K, V> {
     pub(crate) fn shrink_to_fit(&self) {
         self.0.lock().shrink_to_fit();
     }
+}
+
+/// Receives the next message: blocking at once (loom explores what a spin
+/// would do anyway, and a spin loop is no model).
+pub(crate) fn recv_soon<T>(
+    receiver: &channel::Receiver<T>,
+) -> Result<T, std::sync::mpsc::RecvError> {
+    receiver.recv()
+}
+
+/// No queued message: under loom the writer applies one command per batch,
+/// which keeps the models small; the batch logic (publish, then answer)
+/// runs all the same.
+pub(crate) fn try_recv_queued<T>(_: &channel::Receiver<T>) -> Option<T> {
+    None
 }
 
 /// `crossbeam_channel`, over `loom::sync::mpsc` (see the module docs).

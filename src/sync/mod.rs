@@ -43,6 +43,35 @@ mod shipped {
         (base.elapsed().as_nanos() as u64).max(1)
     }
 
+    /// Receives the next message, spinning briefly before blocking: a
+    /// command or an answer usually follows within microseconds, and a
+    /// thread woken from a blocking receive costs tens of them.
+    pub(crate) fn recv_soon<T>(receiver: &channel::Receiver<T>) -> Result<T, channel::RecvError> {
+        const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+        let started = std::time::Instant::now();
+        let mut round = 0u32;
+        loop {
+            match receiver.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(channel::TryRecvError::Disconnected) => return Err(channel::RecvError),
+                Err(channel::TryRecvError::Empty) => {}
+            }
+            round += 1;
+            if round < 64 {
+                std::hint::spin_loop();
+            } else if started.elapsed() < SPIN {
+                thread::yield_now();
+            } else {
+                return receiver.recv();
+            }
+        }
+    }
+
+    /// A message already queued, if any.
+    pub(crate) fn try_recv_queued<T>(receiver: &channel::Receiver<T>) -> Option<T> {
+        receiver.try_recv().ok()
+    }
+
     /// A process-wide counter handing out distinct values (group uids,
     /// generator seeds). Under loom it starts over in every execution, so
     /// executions replay identically.

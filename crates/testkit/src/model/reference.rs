@@ -309,11 +309,7 @@ impl Model {
             return Err(GroupError::FactoryFailed(String::new()));
         }
         if kind == super::Kind::Unplaceable {
-            return Err(GroupError::DaemonPanicked {
-                kind: String::new(),
-                call: "requirements()",
-                message: String::new(),
-            });
+            return Err(GroupError::DaemonPanicked(String::new()));
         }
         let requires = kind.required_tag().map(str::to_owned);
         let targets = self.place(requires.as_deref(), &[], &[], count as usize);

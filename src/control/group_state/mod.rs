@@ -3,6 +3,15 @@
 //! calls) and committed only when the whole plan succeeded, so a failed
 //! command leaves the group, the registry and the published roster exactly
 //! as they were.
+//!
+//! A change marks the group changed; the writer publishes each changed
+//! group once, after the batch of commands it drained ([`GroupState::flush`]),
+//! then answers the callers. Replicas that left are unregistered and retired
+//! only after that publish, so no route picks a replica delivery no longer
+//! knows; replicas that joined are registered before it, so every replica a
+//! route picks can be delivered to.
+
+mod failover;
 
 use std::collections::BTreeSet;
 
@@ -12,7 +21,7 @@ use super::placement::Placement;
 use super::registry::Registry;
 use super::writer::{GroupHandle, GroupRef};
 use crate::config::ReplicaGroupConfig;
-use crate::daemon::{contain, Daemon, DaemonHostConfig, Replica};
+use crate::daemon::{contain, Daemon, HostSettings, PublicIdentity, Replica};
 use crate::error::GroupError;
 use crate::identity::derive_replica_identity;
 use crate::node::CapabilityFilter;
@@ -26,17 +35,26 @@ pub(super) struct GroupState {
     group_id: u32,
     kind: Arc<str>,
     config: ReplicaGroupConfig,
-    /// `config.host_config`, shared by the group's replicas.
-    host_config: Arc<DaemonHostConfig>,
+    /// `config.host_config` and what the strategy needs measured, shared by
+    /// the group's replicas.
+    settings: Arc<HostSettings>,
     factory: Arc<Factory>,
     requirements: CapabilityFilter,
-    /// Replicas by index; the same list the current roster holds (a change
-    /// builds a new one).
+    /// Replicas by index; once published, the same list the roster holds (a
+    /// change builds a new one).
     replicas: Arc<[Arc<Replica>]>,
     /// Indices of the replicas routes may not pick.
     unhealthy: BTreeSet<u8>,
     /// Nodes reported failed to this group alone (`on_node_failure`).
     reported_failed: BTreeSet<u64>,
+    /// Identities of the indices just past the replicas, kept from a shrink
+    /// so that growing back derives no key: `shelf[i]` is index `len + i`.
+    shelf: Vec<PublicIdentity>,
+    /// Replicas that left since the last publish: unregistered (unless the
+    /// registry already holds their successor) and retired after it.
+    leaving: Vec<Arc<Replica>>,
+    /// Whether a change awaits publishing.
+    changed: bool,
     epoch: u64,
     term: u64,
     roster: Arc<ArcSwap<Roster>>,
@@ -57,16 +75,9 @@ pub(super) fn change_span(group_id: u32, kind: &str) -> tracing::span::EnteredSp
     tracing::info_span!("group_change", group = %format_args!("{group_id:#010x}"), kind).entered()
 }
 
-/// Retires `replica`; its daemon is dropped here, on the writer, unless a
-/// delivery holds it (that delivery drops it). A panicking `Drop` is
-/// contained either way (see `Daemon`): the change it belongs to stands.
-fn retire(replica: &Replica) {
-    drop(replica.retire());
-}
-
 impl GroupState {
-    /// Creates, places and registers every replica of a new group, then
-    /// publishes its first roster. On error nothing is registered and the
+    /// Creates, places and registers every replica of a new group, to be
+    /// published at the next flush. On error nothing is registered and the
     /// node table is unchanged.
     pub(super) fn spawn(
         group: GroupRef,
@@ -76,38 +87,122 @@ impl GroupState {
         nodes: &mut NodeTable,
         registry: &Registry,
     ) -> Result<GroupState, GroupError> {
+        let count = config.replica_count;
+        let (mut state, first) = GroupState::with_requirements(group, kind, config, factory)?;
+        let grown = state.plan_growth(count, Some(first), nodes, registry)?;
+        state.commit_growth(grown, nodes, registry);
+        Ok(state)
+    }
+
+    /// A group with no replica yet, its kind's requirements asked of a first
+    /// daemon, which is dropped.
+    #[cfg(feature = "etcd")]
+    fn spawn_empty(
+        group: GroupRef,
+        kind: Arc<str>,
+        config: ReplicaGroupConfig,
+        factory: Arc<Factory>,
+    ) -> Result<GroupState, GroupError> {
+        GroupState::with_requirements(group, kind, config, factory).map(|(state, _)| state)
+    }
+
+    /// A group with no replica yet, and the daemon that told the kind's
+    /// requirements. Every process of a cluster creates that first daemon,
+    /// so all place alike; it becomes replica 0's daemon when that replica
+    /// is hosted here.
+    fn with_requirements(
+        group: GroupRef,
+        kind: Arc<str>,
+        config: ReplicaGroupConfig,
+        factory: Arc<Factory>,
+    ) -> Result<(GroupState, Daemon), GroupError> {
         let GroupRef { key, group_id } = group;
-        // The first daemon tells the kind's requirements; every process of a
-        // cluster creates it, so all place alike. It becomes replica 0's
-        // daemon when that replica is hosted here.
         let mut first = create(&*factory, &kind, group_id)?;
         let requirements = contain(|| first.get().requirements()).map_err(|message| {
-            GroupError::DaemonPanicked {
-                kind: kind.to_string(),
-                call: "requirements()",
-                message,
-            }
+            GroupError::DaemonPanicked(format!(
+                "a daemon of kind `{kind}` panicked in requirements() while group {group_id:#010x} was spawned, so it was not: {message}"
+            ))
         })?;
-        let count = config.replica_count;
-        let mut state = GroupState {
+        let strategy = config.lb_strategy;
+        let state = GroupState {
             key,
             group_id,
             kind,
-            host_config: Arc::new(config.host_config.clone()),
+            settings: Arc::new(HostSettings {
+                config: config.host_config.clone(),
+                latency_every: if strategy.routes_on_latency() { 1 } else { 16 },
+                samples_load: strategy.routes_on_load(),
+            }),
             config,
             factory,
             requirements,
             replicas: Arc::default(),
             unhealthy: BTreeSet::new(),
             reported_failed: BTreeSet::new(),
+            shelf: Vec::new(),
+            leaving: Vec::new(),
+            changed: true,
             epoch: 0,
             term: 0,
             roster: Arc::new(ArcSwap::from_pointee(Roster::closed(0, 0))),
         };
-        let grown = state.plan_growth(count, Some(first), nodes, registry)?;
-        state.commit_growth(grown, nodes, registry);
-        state.publish(nodes);
+        Ok((state, first))
+    }
+
+    /// A group restored from a snapshot taken by another runtime: the same
+    /// replicas on the same nodes, with the same health, reported failures
+    /// and term, to be published at the next flush. Daemons are created for
+    /// the replicas this runtime hosts.
+    #[cfg(feature = "etcd")]
+    pub(super) fn restore(
+        group: GroupRef,
+        snapshot: &super::snapshot::GroupSnapshot,
+        factory: Arc<Factory>,
+        nodes: &mut NodeTable,
+        registry: &Registry,
+    ) -> Result<GroupState, GroupError> {
+        let config = ReplicaGroupConfig {
+            replica_count: snapshot.placement.len() as u8,
+            group_seed: snapshot.seed,
+            lb_strategy: snapshot.strategy,
+            host_config: crate::daemon::DaemonHostConfig::default(),
+        };
+        let mut state =
+            GroupState::spawn_empty(group, snapshot.kind.as_str().into(), config, factory)?;
+        let mut replicas = Vec::with_capacity(snapshot.placement.len());
+        for (index, &node) in (0u8..).zip(&snapshot.placement) {
+            let daemon = if nodes.hosts_here(node) {
+                Some(create(&*state.factory, &state.kind, state.group_id)?)
+            } else {
+                None
+            };
+            let identity = state.identity(index);
+            let settings = Arc::clone(&state.settings);
+            replicas.push(Arc::new(Replica::new(identity, node, daemon, settings)));
+        }
+        for replica in &replicas {
+            registry.put(replica);
+            nodes.attach(replica.node_id());
+        }
+        state.replicas = replicas.into();
+        state.unhealthy = snapshot.unhealthy.clone();
+        state.reported_failed = snapshot.reported_failed.clone();
+        state.term = snapshot.term;
         Ok(state)
+    }
+
+    /// This group as a snapshot restores it.
+    #[cfg(feature = "etcd")]
+    pub(super) fn snapshot(&self) -> super::snapshot::GroupSnapshot {
+        super::snapshot::GroupSnapshot {
+            kind: self.kind.to_string(),
+            seed: self.config.group_seed,
+            strategy: self.config.lb_strategy,
+            placement: self.replicas.iter().map(|r| r.node_id()).collect(),
+            unhealthy: self.unhealthy.clone(),
+            reported_failed: self.reported_failed.clone(),
+            term: self.term,
+        }
     }
 
     pub(super) fn group_id(&self) -> u32 {
@@ -166,6 +261,15 @@ impl GroupState {
         }
     }
 
+    /// The identity of replica `index`: off the shelf when a shrink left it
+    /// there, else derived from the seed.
+    fn identity(&self, index: u8) -> PublicIdentity {
+        match self.shelf.get(usize::from(index - self.len())) {
+            Some(identity) => *identity,
+            None => PublicIdentity::from(&derive_replica_identity(self.seed(), index)),
+        }
+    }
+
     /// Plans replicas `len..count`: daemons created, nodes chosen, identities
     /// derived; nothing registered yet.
     fn plan_growth(
@@ -191,12 +295,11 @@ impl GroupState {
                     placement.explain()
                 ))
             })?;
-            let identity = derive_replica_identity(self.seed(), index);
-            if registry.contains(identity.origin_hash()) {
+            let identity = self.identity(index);
+            if registry.contains(identity.origin_hash) {
                 return Err(GroupError::RegistryFailed(format!(
                     "origin hash {:#018x} of replica {index} of group {:#010x} is already registered",
-                    identity.origin_hash(),
-                    self.group_id
+                    identity.origin_hash, self.group_id
                 )));
             }
             let daemon = match (nodes.hosts_here(node), first.take()) {
@@ -204,8 +307,8 @@ impl GroupState {
                 (true, Some(d)) => Some(d),
                 (true, None) => Some(create(&*self.factory, &self.kind, self.group_id)?),
             };
-            let host_config = Arc::clone(&self.host_config);
-            grown.push(Arc::new(Replica::new(&identity, node, daemon, host_config)));
+            let settings = Arc::clone(&self.settings);
+            grown.push(Arc::new(Replica::new(identity, node, daemon, settings)));
         }
         Ok(grown)
     }
@@ -217,12 +320,14 @@ impl GroupState {
         registry: &Registry,
     ) {
         let mut replicas = self.replicas.to_vec();
+        self.shelf.drain(..grown.len().min(self.shelf.len()));
         for replica in grown {
             registry.put(&replica);
             nodes.attach(replica.node_id());
             replicas.push(replica);
         }
         self.replicas = replicas.into();
+        self.changed = true;
     }
 
     /// Grows or shrinks to `count` replicas, and re-places replicas stuck on
@@ -240,173 +345,37 @@ impl GroupState {
             // replicas' nodes as taken.
             self.commit_growth(grown, nodes, registry);
             self.heal(nodes, registry);
-            self.publish(nodes);
             return Ok(true);
         }
         // Highest indices leave first; replicas stuck on failed nodes may
-        // then move to the nodes that frees. The node table forgets the
-        // removed replicas before healing (a healed replica may move onto a
-        // freed node, and a later detach would drop the group from that
-        // node's index: tests/regression_shrink_heals_onto_freed_node.rs).
-        // Publish before unregistering, so no route can pick a replica that
-        // delivery no longer knows.
+        // then move to the nodes that frees, so the node table forgets the
+        // removed replicas before healing
+        // (tests/regression_shrink_heals_onto_freed_node.rs).
         let mut replicas = self.replicas.to_vec();
-        let removed = replicas.split_off(count as usize);
+        let removed = replicas.split_off(usize::from(count));
         self.replicas = replicas.into();
         self.unhealthy.retain(|&i| i < count);
+        let mut shelf: Vec<PublicIdentity> = removed.iter().map(|r| r.identity()).collect();
+        shelf.append(&mut self.shelf);
+        self.shelf = shelf;
         for replica in &removed {
             nodes.detach(replica.node_id());
         }
         let healed = !self.heal(nodes, registry).is_empty();
-        if removed.is_empty() {
-            if healed {
-                self.publish(nodes);
-            }
-            return Ok(healed);
-        }
-        self.publish(nodes);
-        for replica in &removed {
-            registry.remove(replica.origin_hash());
-            retire(replica);
-        }
-        Ok(true)
+        let shrunk = !removed.is_empty();
+        self.leaving.extend(removed);
+        self.changed |= shrunk || healed;
+        Ok(shrunk || healed)
     }
 
-    /// Marks the replicas on `node` unhealthy and re-places each on another
-    /// node, keeping its identity. Returns the indices re-placed; replicas
-    /// with no node left stay registered and unhealthy until a recovery or
-    /// scale heals them. Publishes when anything changed.
-    pub(super) fn fail_node(
-        &mut self,
-        node: u64,
-        nodes: &mut NodeTable,
-        registry: &Registry,
-    ) -> Vec<u8> {
-        let mut changed = false;
-        for replica in self.replicas.iter().filter(|r| r.node_id() == node) {
-            changed |= self.unhealthy.insert(replica.index());
+    /// Publishes the group's roster if a change awaits, then unregisters and
+    /// retires the replicas that left (a registry entry that already names a
+    /// successor stays).
+    pub(super) fn flush(&mut self, nodes: &NodeTable, registry: &Registry) {
+        if !self.changed {
+            return;
         }
-        let replaced = self.heal(nodes, registry);
-        if changed || !replaced.is_empty() {
-            self.publish(nodes);
-            tracing::info!(node, ?replaced, "group failed over node");
-        }
-        replaced
-    }
-
-    /// Whether a replica's node cannot serve it: failed runtime-wide or
-    /// reported failed to this group.
-    fn node_down(&self, nodes: &NodeTable, node: u64) -> bool {
-        !nodes.is_alive(node) || self.reported_failed.contains(&node)
-    }
-
-    /// Whether some replica waits for a node.
-    pub(super) fn has_stuck(&self, nodes: &NodeTable) -> bool {
-        self.replicas
-            .iter()
-            .any(|r| self.unhealthy.contains(&r.index()) && self.node_down(nodes, r.node_id()))
-    }
-
-    /// Re-places every replica whose node is down onto a free node, swapping
-    /// its registry entry in one step. Returns the indices moved.
-    pub(super) fn heal(&mut self, nodes: &mut NodeTable, registry: &Registry) -> Vec<u8> {
-        let stuck: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.node_down(nodes, self.replicas[i].node_id()))
-            .collect();
-        if stuck.is_empty() {
-            return Vec::new();
-        }
-        let mut moves = Vec::new();
-        {
-            // Zone use counts only the replicas that stay; the nodes of the
-            // replicas being moved are excluded, not counted as occupied.
-            let staying = (0..self.replicas.len()).filter(|i| !stuck.contains(i));
-            let mut placement = Placement::new(
-                nodes,
-                &self.requirements,
-                staying.map(|i| self.replicas[i].node_id()),
-                stuck
-                    .iter()
-                    .map(|&i| self.replicas[i].node_id())
-                    .chain(self.reported_failed.iter().copied()),
-            );
-            for &i in &stuck {
-                let Some(node) = placement.choose() else {
-                    break;
-                };
-                if !nodes.hosts_here(node) {
-                    moves.push((i, node, None));
-                    continue;
-                }
-                match create(&*self.factory, &self.kind, self.group_id) {
-                    Ok(daemon) => moves.push((i, node, Some(daemon))),
-                    Err(error) => {
-                        tracing::warn!(%error, "replacement replica not created");
-                        break;
-                    }
-                }
-            }
-        }
-        let mut moved = Vec::new();
-        let mut replicas = self.replicas.to_vec();
-        for (i, node, daemon) in moves {
-            let old = Arc::clone(&replicas[i]);
-            let replica = Arc::new(old.moved_to(node, daemon, Arc::clone(&self.host_config)));
-            registry.put(&replica);
-            retire(&old);
-            nodes.detach(old.node_id());
-            nodes.attach(node);
-            replicas[i] = replica;
-            self.unhealthy.remove(&(i as u8));
-            self.term += 1;
-            moved.push(i as u8);
-            tracing::info!(
-                index = i,
-                from_node = old.node_id(),
-                to_node = node,
-                "replica re-placed"
-            );
-        }
-        if !moved.is_empty() {
-            self.replicas = replicas.into();
-        }
-        for replica in self.replicas.iter() {
-            if self.node_down(nodes, replica.node_id()) {
-                self.unhealthy.insert(replica.index());
-            }
-        }
-        moved
-    }
-
-    /// Re-marks as healthy the replicas on `node` that are still the
-    /// registered ones, when the node is up for this group. Then re-places
-    /// replicas stuck elsewhere, which may now fit. Returns the number
-    /// re-marked healthy; publishes when anything changed.
-    pub(super) fn recover_node(
-        &mut self,
-        node: u64,
-        nodes: &mut NodeTable,
-        registry: &Registry,
-    ) -> usize {
-        let mut marked = 0;
-        if !self.node_down(nodes, node) {
-            for replica in self.replicas.iter().filter(|r| r.node_id() == node) {
-                if self.unhealthy.contains(&replica.index()) && registry.holds(replica) {
-                    self.unhealthy.remove(&replica.index());
-                    marked += 1;
-                }
-            }
-        }
-        let moved = self.heal(nodes, registry);
-        if marked > 0 || !moved.is_empty() {
-            self.publish(nodes);
-            tracing::info!(node, marked, "group recovered node");
-        }
-        marked
-    }
-
-    /// Publishes a new roster built from the replicas.
-    pub(super) fn publish(&mut self, nodes: &NodeTable) {
+        self.changed = false;
         self.epoch += 1;
         let unknown = Locale::default();
         let listed: Vec<Listed<'_>> = self
@@ -421,31 +390,49 @@ impl GroupState {
         let replicas = Arc::clone(&self.replicas);
         let roster = Roster::new(self.epoch, self.term, strategy, replicas, &listed);
         self.roster.store(Arc::new(roster));
+        self.release_leaving(registry);
+    }
+
+    fn release_leaving(&mut self, registry: &Registry) {
+        for replica in self.leaving.drain(..) {
+            registry.remove_if_held(&replica);
+            // Its daemon is dropped here, on the writer, unless a delivery
+            // holds it (that delivery drops it); a panicking `Drop` is
+            // contained either way (see `Daemon`).
+            drop(replica.retire());
+        }
     }
 
     /// Publishes the closed roster (the runtime shuts down), unregisters and
     /// retires every replica.
     pub(super) fn close(&mut self, nodes: &mut NodeTable, registry: &Registry) {
-        self.epoch += 1;
-        self.end(Roster::closed(self.epoch, self.term), nodes, registry);
+        self.end(Roster::closed, nodes, registry);
     }
 
     /// Publishes the removed roster, unregisters and retires every replica.
     pub(super) fn remove(&mut self, nodes: &mut NodeTable, registry: &Registry) {
-        self.epoch += 1;
-        self.end(Roster::removed(self.epoch, self.term), nodes, registry);
+        self.end(Roster::removed, nodes, registry);
     }
 
-    /// Publishes `last` (no replicas), then unregisters and retires every
-    /// replica: once the call returns, no route picks one and no delivery
-    /// finds one.
-    fn end(&mut self, last: Roster, nodes: &mut NodeTable, registry: &Registry) {
-        self.roster.store(Arc::new(last));
+    /// Publishes the last roster (no replicas) at once, then unregisters and
+    /// retires every replica: once the call returns, no route picks one and
+    /// no delivery finds one.
+    fn end(
+        &mut self,
+        last: impl FnOnce(u64, u64) -> Roster,
+        nodes: &mut NodeTable,
+        registry: &Registry,
+    ) {
+        self.epoch += 1;
+        self.roster.store(Arc::new(last(self.epoch, self.term)));
+        self.changed = false;
         self.unhealthy.clear();
-        for replica in std::mem::take(&mut self.replicas).iter() {
-            registry.remove(replica.origin_hash());
-            retire(replica);
+        self.shelf.clear();
+        let replicas = std::mem::take(&mut self.replicas);
+        for replica in replicas.iter() {
             nodes.detach(replica.node_id());
         }
+        self.leaving.extend(replicas.iter().cloned());
+        self.release_leaving(registry);
     }
 }
