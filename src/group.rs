@@ -222,6 +222,14 @@ impl ReplicaGroup {
         self.roster.load().stats()
     }
 
+    /// How many times the group's open circuits went past
+    /// [`DaemonHostConfig::max_ejection_percent`](crate::DaemonHostConfig::max_ejection_percent),
+    /// so that routing ignored circuits until some closed (each crossing is
+    /// also logged as a warning).
+    pub fn ejection_panics(&self) -> u64 {
+        self.roster.load().ejection_panics()
+    }
+
     /// Tells the group that `node_id` is back: members still there whose host
     /// is registered become healthy; members that moved stay where they are.
     pub fn on_node_recovery(&self, node_id: u64) {

@@ -21,7 +21,7 @@ use crate::node::NodeInfo;
 use crate::route::Roster;
 use crate::strategy::Strategy;
 use crate::sync::channel::{Receiver, Sender};
-use crate::sync::{recv_soon, try_recv_queued};
+use crate::sync::{coarse_now, recv_soon, try_recv_queued};
 use crate::sync::{Arc, ArcSwap};
 
 /// Where a command's answer goes.
@@ -135,6 +135,9 @@ impl Writer {
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
         let mut answers: Vec<Answer> = Vec::new();
         'serve: while let Ok(first) = recv_soon(&commands) {
+            // Stamps (a replica's healthy-since, its ramp) and fades read
+            // the coarse clock: keep it current while changes flow.
+            coarse_now();
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 if let Command::Shutdown(reply) = command {
@@ -206,6 +209,22 @@ impl Writer {
         if config.replica_count == 0 {
             return Err(GroupError::InvalidConfig(format!(
                 "replica_count must be at least 1 (group {group_id:#010x}, kind `{kind}`)"
+            )));
+        }
+        let host = &config.host_config;
+        if host
+            .hash_balance_factor
+            .is_some_and(|f| !(f >= 1.0 && f.is_finite()))
+        {
+            return Err(GroupError::InvalidConfig(format!(
+                "hash_balance_factor {:?} of group {group_id:#010x} (kind `{kind}`): it must be a finite number of at least 1 (1.25 is typical)",
+                host.hash_balance_factor
+            )));
+        }
+        if host.max_ejection_percent > 100 {
+            return Err(GroupError::InvalidConfig(format!(
+                "max_ejection_percent {} of group {group_id:#010x} (kind `{kind}`): a percentage, at most 100",
+                host.max_ejection_percent
             )));
         }
         let factory = self

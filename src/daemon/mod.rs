@@ -2,6 +2,7 @@
 
 mod contained;
 mod replica;
+mod settings;
 mod stats;
 
 use std::time::Duration;
@@ -13,19 +14,8 @@ use crate::node::CapabilityFilter;
 
 pub(crate) use contained::{contain, Daemon};
 
-/// What every replica of a group shares: the user's settings, and what the
-/// group's strategy needs measured on each delivery.
-#[derive(Debug)]
-pub(crate) struct HostSettings {
-    pub(crate) config: DaemonHostConfig,
-    /// Latency is measured on one delivery in this many (a power of two):
-    /// on every one for the strategies that route on latency, on a sample
-    /// otherwise (for `ReplicaGroup::stats`), sparing two clock reads.
-    pub(crate) latency_every: u64,
-    /// Whether a delivery samples `MeshDaemon::load()` (for `LeastLoad`).
-    pub(crate) samples_load: bool,
-}
 pub(crate) use replica::{PublicIdentity, Replica};
+pub(crate) use settings::{Decay, HostSettings};
 pub(crate) use stats::Circuit;
 
 /// An event delivered to a replica.
@@ -92,19 +82,22 @@ pub trait MeshDaemon: Send + 'static {
     }
 }
 
-/// How each replica of a group treats failures and weighs latency. Build it
-/// with `..DaemonHostConfig::default()` for the settings you keep.
+/// How each replica of a group treats failures, weighs latency and takes
+/// load. Build it with `..DaemonHostConfig::default()` for the settings you
+/// keep.
 ///
 /// ```
 /// use std::time::Duration;
 /// use replica_router::DaemonHostConfig;
 /// let config = DaemonHostConfig {
 ///     circuit_failure_threshold: 3,
+///     slow_start: Duration::from_secs(30),
+///     hash_balance_factor: Some(1.25),
 ///     ..DaemonHostConfig::default()
 /// };
 /// assert_eq!(config.latency_decay, Duration::from_secs(10));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DaemonHostConfig {
     /// Consecutive `process` errors that open a replica's circuit (default 5).
     pub circuit_failure_threshold: u32,
@@ -116,7 +109,33 @@ pub struct DaemonHostConfig {
     /// long, so a replica that was slow once is tried again and regains its
     /// share once fast. Used by `LeastLatency` and `Adaptive`.
     pub latency_decay: Duration,
+    /// How long a new or recovered replica takes to ramp from 10% to its full
+    /// share of traffic under `RoundRobin`, `WeightedRoundRobin`,
+    /// `LeastConnections` and `PowerOfTwo` (default zero: no ramp).
+    pub slow_start: Duration,
+    /// Bounded-load consistent hashing (`ConsistentHash`, and `Adaptive`'s
+    /// keyed routes): a key whose replica has more deliveries in flight than
+    /// this factor times the group's mean (rounded up) goes to the next
+    /// replica of the key's own probe order, so hot keys spill and cold keys
+    /// stay put. `None` (the default) never spills; 1.25 is typical. Must be
+    /// at least 1.
+    pub hash_balance_factor: Option<f64>,
+    /// The largest share of a group's healthy replicas that open circuits
+    /// may keep out of routing, in percent (default 100: every open circuit
+    /// is honoured, and a group whose circuits are all open routes nowhere).
+    /// Past it, routing ignores circuits and uses every healthy replica (a
+    /// panic threshold), so ejection never black-holes the group; each time
+    /// a group crosses it is counted ([`ReplicaGroup::ejection_panics`]) and
+    /// logged. At least one open circuit is always honoured.
+    ///
+    /// [`ReplicaGroup::ejection_panics`]: crate::ReplicaGroup::ejection_panics
+    pub max_ejection_percent: u8,
 }
+
+// Kept `Eq` (as before `hash_balance_factor` existed): a NaN factor, the one
+// value unequal to itself, is refused by spawn, so configs in use compare
+// totally.
+impl Eq for DaemonHostConfig {}
 
 impl Default for DaemonHostConfig {
     fn default() -> Self {
@@ -124,6 +143,9 @@ impl Default for DaemonHostConfig {
             circuit_failure_threshold: 5,
             circuit_recovery: Duration::from_secs(30),
             latency_decay: Duration::from_secs(10),
+            slow_start: Duration::ZERO,
+            hash_balance_factor: None,
+            max_ejection_percent: 100,
         }
     }
 }

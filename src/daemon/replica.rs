@@ -9,12 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::contained::{contain, Daemon};
-use super::stats::{Admission, ReplicaStats};
+use super::stats::{Admission, Circuit, CircuitChange, ReplicaStats};
 use super::{Event, HostSettings};
 use crate::error::DeliverError;
 use crate::identity::ReplicaIdentity;
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{thread_local, Arc, Mutex};
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{coarse_now, thread_local, tick_coarse, Arc, Mutex};
 
 thread_local! {
     /// This thread's tag, drawn on first use (0 until then).
@@ -56,6 +56,9 @@ pub(crate) struct Replica {
     /// placed on its own node).
     hosted_here: bool,
     index: u8,
+    /// When it last became healthy (placed, or its node recovered), on the
+    /// coarse clock: the start of its slow-start ramp.
+    healthy_since_ms: AtomicU32,
     entity_id: [u8; 32],
 }
 
@@ -67,6 +70,23 @@ impl fmt::Debug for Replica {
             .field("node_id", &self.node_id)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+/// Counts a delivery in its group's total while it lasts (bounded-load
+/// consistent hashing only).
+struct GroupInFlight<'a>(&'a AtomicU32);
+
+impl<'a> GroupInFlight<'a> {
+    fn begin(settings: &'a HostSettings) -> Self {
+        settings.total().fetch_add(1, Ordering::Relaxed);
+        GroupInFlight(settings.total())
+    }
+}
+
+impl Drop for GroupInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -107,6 +127,7 @@ impl Replica {
             hosted_here: daemon.is_some(),
             daemon: Mutex::new(daemon),
             retired: AtomicBool::new(false),
+            healthy_since_ms: AtomicU32::new(coarse_now()),
             settings,
         }
     }
@@ -118,6 +139,23 @@ impl Replica {
             origin_hash: self.origin_hash,
             entity_id: self.entity_id,
         }
+    }
+
+    /// When it last became healthy, on the coarse clock.
+    #[inline]
+    pub(crate) fn healthy_since_ms(&self) -> u32 {
+        self.healthy_since_ms.load(Ordering::Relaxed)
+    }
+
+    /// Restarts its slow-start ramp: it became healthy again.
+    pub(crate) fn healthy_again(&self) {
+        self.healthy_since_ms.store(coarse_now(), Ordering::Relaxed);
+    }
+
+    /// The settings its group shares.
+    #[inline]
+    pub(crate) fn settings(&self) -> &HostSettings {
+        &self.settings
     }
 
     #[inline]
@@ -148,6 +186,9 @@ impl Replica {
     /// (the replica left the registry and the rosters before this).
     pub(crate) fn retire(&self) -> Option<Daemon> {
         self.retired.store(true, Ordering::SeqCst);
+        if self.stats.circuit() != Circuit::Closed {
+            self.settings.circuit_closed();
+        }
         self.daemon.try_lock()?.take()
     }
 
@@ -171,6 +212,9 @@ impl Replica {
         if admission == Admission::Rejected {
             return Err(DeliverError::CircuitOpen(self.origin_hash));
         }
+        let _counted = settings
+            .tracks_total()
+            .then(|| GroupInFlight::begin(settings));
         // The common case takes the free daemon at once; only a delivery
         // that must wait counts itself waiting (a read-modify-write).
         let mut slot = match self.daemon.try_lock() {
@@ -188,7 +232,10 @@ impl Replica {
         let timed = self.stats.processed() & (settings.latency_every - 1) == 0;
         let started = timed.then(Instant::now);
         let result = contain(|| daemon.get().process(event));
-        let elapsed = started.map(|s| s.elapsed());
+        let timing = started.map(|started| {
+            let ended = Instant::now();
+            (ended - started, tick_coarse(ended))
+        });
         let load = settings
             .samples_load
             .then(|| contain(|| daemon.get().load()).unwrap_or(f64::NAN));
@@ -196,9 +243,11 @@ impl Replica {
         // Recorded under the daemon's lock: the outcome counters have one
         // writer at a time.
         let ok = matches!(result, Ok(Ok(_)));
-        let threshold = settings.config.circuit_failure_threshold;
-        self.stats
-            .record(admission, elapsed, ok, load, threshold, window);
+        match self.stats.record(admission, timing, ok, load, settings) {
+            Some(CircuitChange::Opened) => settings.circuit_opened(self.origin_hash),
+            Some(CircuitChange::Closed) => settings.circuit_closed(),
+            None => {}
+        }
         drop(slot);
         if self.retired.load(Ordering::SeqCst) {
             // The writer retired the replica while this delivery held the

@@ -1,25 +1,40 @@
 //! Live per-replica statistics: shared atomics the route path reads and
 //! delivery writes, without locks.
 //!
-//! Packed in 48 bytes, what routes read first: a replica is small (a group of
+//! Packed in 48 bytes (`repr(C)`, no padding), what routes read first: a replica is small (a group of
 //! 255 fits in 64 KiB), so the statistics are not padded to cache lines of
 //! their own. The circuit, read by every route, changes rarely; the
 //! counters change on every delivery, on the delivering thread.
 
 use std::time::Duration;
 
+use super::settings::{Decay, HostSettings};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::now_ns;
 
-/// Weight of a new latency sample in the EWMA, as a right shift: 1/8.
-const EWMA_SHIFT: u32 = 3;
+/// What a failed delivery counts as, at the least, in the latency
+/// estimate: a failure is slow, however fast it came back, so a replica that
+/// fails fast repels traffic instead of attracting it. A failure counts as
+/// eight times its own latency or the replica's current estimate, whichever
+/// is more, and at least 1 ms.
+const FAILURE_FLOOR_NS: f32 = 1e6;
+const FAILURE_FACTOR: f32 = 8.0;
+/// The most a successful sample counts for, as a multiple of the estimate:
+/// one stall moves a replica's estimate by half at most, which the routes
+/// still count as a tie with its peers (see `least::clearly_cheaper`).
+const OUTLIER_FACTOR: f32 = 2.0;
+/// How far a slower sample moves the latency estimate: half way (peaks
+/// count fast).
+const PEAK_WEIGHT: f32 = 0.5;
+/// How far a faster sample (at least half the estimate) moves it: an
+/// eighth of the way.
+const EASE_WEIGHT: f32 = 0.125;
+/// The largest estimate kept (a minute): a penalty never grows past it.
+const MAX_LATENCY_NS: f32 = 60e9;
 
 /// Weight of the error rate in the load score: a replica failing every event
 /// scores as if it had 10 more events in flight.
 const ERROR_PENALTY: f64 = 10.0;
-
-/// Fixed-point scale of the load score: 1.0 is `LOAD_SCALE`.
-const LOAD_SCALE: u64 = 1 << 16;
 
 /// Largest finite load counted; a larger one saturates here.
 const MAX_LOAD: f64 = (1u64 << 40) as f64;
@@ -51,11 +66,14 @@ pub(crate) struct ReplicaStats {
     holder: std::sync::atomic::AtomicU32,
     /// Written by delivery, under the daemon's lock (one writer at a time).
     consecutive_failures: AtomicU32,
-    latency_ewma_ns: AtomicU64,
-    /// `load + ERROR_PENALTY × error_rate` in fixed point (see
-    /// [`LOAD_SCALE`]), updated per event so a route adds the in-flight count
-    /// and compares integers.
-    load_score: AtomicU64,
+    /// `load + ERROR_PENALTY × error_rate`, an `f32` (its bits), updated per
+    /// event so that a route only adds the in-flight count.
+    load_score: AtomicU32,
+    /// The peak-sensitive latency estimate (an `f32` of nanoseconds, 0 before
+    /// any measurement) in the high half, and the coarse millisecond it was
+    /// last updated at in the low half: one word, so a route reads both at
+    /// once.
+    latency: AtomicU64,
     processed: AtomicU64,
     errors: AtomicU64,
 }
@@ -119,24 +137,26 @@ impl ReplicaStats {
         self.waiting.load(Ordering::Relaxed) + u32::from(self.holder() != 0)
     }
 
-    /// Latency EWMA in nanoseconds; 0 until the first measurement.
+    /// The latency estimate at coarse millisecond `now_ms`, in nanoseconds:
+    /// the last estimate, faded by the time since it was updated (so a
+    /// replica that was slow once is tried again). 0 before any measurement.
     #[inline]
-    pub(crate) fn latency_ewma_ns(&self) -> u64 {
-        self.latency_ewma_ns.load(Ordering::Relaxed)
+    pub(crate) fn latency_at(&self, now_ms: u32, decay: Decay) -> f32 {
+        let (estimate, at) = unpack(self.latency.load(Ordering::Relaxed));
+        estimate * decay.weight(now_ms.wrapping_sub(at))
     }
 
-    /// `load + 10 × error_rate` as of the last processed event, times
-    /// [`LOAD_SCALE`].
+    /// `load + 10 × error_rate` as of the last processed event.
     #[inline]
-    pub(crate) fn load_score(&self) -> u64 {
-        self.load_score.load(Ordering::Relaxed)
+    pub(crate) fn load_score(&self) -> f32 {
+        f32::from_bits(self.load_score.load(Ordering::Relaxed))
     }
 
     /// What `LeastLoad` minimises: the load score plus one unit per delivery
-    /// in flight, in fixed point.
+    /// in flight.
     #[inline]
-    pub(crate) fn load_cost(&self) -> u64 {
-        self.load_score() + u64::from(self.in_flight()) * LOAD_SCALE
+    pub(crate) fn load_cost(&self) -> f32 {
+        self.load_score() + self.in_flight() as f32
     }
 
     /// Events processed, succeeded or failed.
@@ -198,52 +218,107 @@ impl ReplicaStats {
     }
 
     /// Records a processed event. Called with the daemon's lock held, so the
-    /// outcome fields have a single writer at a time.
-    /// `elapsed` is the measured latency, when this delivery was timed;
-    /// `load` the daemon's load, when the strategy samples it.
+    /// outcome fields have a single writer at a time. `timing` is the
+    /// measured latency and the coarse millisecond it ended at, when this
+    /// delivery was timed; `load` the daemon's load, when the strategy
+    /// samples it. Returns how the circuit changed, if it did.
     pub(crate) fn record(
         &self,
         admission: Admission,
-        elapsed: Option<Duration>,
+        timing: Option<(Duration, u32)>,
         ok: bool,
         load: Option<f64>,
-        threshold: u32,
-        window: Duration,
-    ) {
+        settings: &HostSettings,
+    ) -> Option<CircuitChange> {
+        let threshold = settings.config.circuit_failure_threshold;
+        let window = settings.config.circuit_recovery;
         let processed = self.processed.load(Ordering::Relaxed) + 1;
         self.processed.store(processed, Ordering::Relaxed);
         let errors = self.errors.load(Ordering::Relaxed) + u64::from(!ok);
         self.errors.store(errors, Ordering::Relaxed);
         if let Some(load) = load {
             let score = saturated(load) + ERROR_PENALTY * errors as f64 / processed as f64;
-            let fixed = (score * LOAD_SCALE as f64) as u64;
-            self.load_score.store(fixed, Ordering::Relaxed);
+            self.load_score
+                .store((score as f32).to_bits(), Ordering::Relaxed);
         }
-        if let Some(elapsed) = elapsed {
-            let sample = (elapsed.as_nanos() as u64).max(1);
-            let old = self.latency_ewma_ns.load(Ordering::Relaxed);
-            let ewma = if old == 0 {
-                sample
-            } else {
-                // old + (sample - old) / 8, in signed arithmetic.
-                (old as i64 + ((sample as i64 - old as i64) >> EWMA_SHIFT)).max(1) as u64
-            };
-            self.latency_ewma_ns.store(ewma, Ordering::Relaxed);
+        if let Some((elapsed, now_ms)) = timing {
+            self.observe_latency(elapsed, ok, now_ms, settings.decay);
         }
         if ok {
             self.consecutive_failures.store(0, Ordering::Relaxed);
             if admission == Admission::Probe {
                 self.circuit.store(CLOSED, Ordering::Release);
+                return Some(CircuitChange::Closed);
             }
-            return;
+            return None;
         }
         let failures = self.consecutive_failures.load(Ordering::Relaxed) + 1;
         self.consecutive_failures.store(failures, Ordering::Relaxed);
         if admission == Admission::Probe || failures >= threshold.max(1) {
+            let was_closed = self.circuit.load(Ordering::Relaxed) == CLOSED;
             let until = (now_ns() + window_ns(window)).min(!PROBING);
             self.circuit.store(until, Ordering::Release);
+            if was_closed {
+                return Some(CircuitChange::Opened);
+            }
         }
+        None
     }
+
+    /// Folds one latency sample into the estimate, peak-sensitive: the
+    /// estimate first fades by the time since its last sample (so a replica
+    /// that was not picked for a while starts from what it looks like now),
+    /// then moves half way to a slower sample, or to one under half of it,
+    /// and an eighth of the way to a faster one. A failure counts as slow
+    /// (see [`FAILURE_FLOOR_NS`]).
+    fn observe_latency(&self, elapsed: Duration, ok: bool, now_ms: u32, decay: Decay) {
+        let (estimate, at) = unpack(self.latency.load(Ordering::Relaxed));
+        let faded = estimate * decay.weight(now_ms.wrapping_sub(at));
+        let measured = (elapsed.as_nanos() as f32).max(1.0);
+        let sample = if ok {
+            // A success far slower than the estimate counts as at most
+            // OUTLIER_FACTOR times it: a lasting slowdown shows within a few
+            // samples, a passing stall (the thread preempted, a pause) does
+            // not make a fast replica look slower than a slow one.
+            if faded > 0.0 {
+                measured.min(faded * OUTLIER_FACTOR)
+            } else {
+                measured
+            }
+        } else {
+            (measured * FAILURE_FACTOR)
+                .max(faded * FAILURE_FACTOR)
+                .max(FAILURE_FLOOR_NS)
+        }
+        .min(MAX_LATENCY_NS);
+        let next = if faded <= 0.0 {
+            sample
+        } else if sample > faded || sample * 2.0 < faded {
+            // A slower sample, or one less than half the estimate (the peak
+            // it remembers was a passing one): half way.
+            faded + (sample - faded) * PEAK_WEIGHT
+        } else {
+            faded + (sample - faded) * EASE_WEIGHT
+        };
+        self.latency.store(pack(next, now_ms), Ordering::Relaxed);
+    }
+}
+
+/// How a delivery changed its replica's circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CircuitChange {
+    /// It was closed and opened.
+    Opened,
+    /// Its probe succeeded and closed it.
+    Closed,
+}
+
+fn pack(estimate_ns: f32, at_ms: u32) -> u64 {
+    u64::from(estimate_ns.to_bits()) << 32 | u64::from(at_ms)
+}
+
+fn unpack(word: u64) -> (f32, u32) {
+    (f32::from_bits((word >> 32) as u32), word as u32)
 }
 
 /// A daemon's reported load as the score counts it: negative counts as 0,
@@ -279,14 +354,27 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_millis(40);
 
+    /// A group's settings: threshold 5, recovery `WINDOW`, decay 10 s.
+    fn settings() -> HostSettings {
+        let config = crate::DaemonHostConfig {
+            circuit_failure_threshold: 5,
+            circuit_recovery: WINDOW,
+            ..crate::DaemonHostConfig::default()
+        };
+        HostSettings::new(config, true, true)
+    }
+
+    fn decay() -> Decay {
+        settings().decay
+    }
+
     fn fail(stats: &ReplicaStats, admission: Admission) {
         stats.record(
             admission,
-            Some(Duration::from_micros(5)),
+            Some((Duration::from_micros(5), 0)),
             false,
             Some(0.0),
-            5,
-            WINDOW,
+            &settings(),
         );
     }
 
@@ -312,11 +400,10 @@ mod tests {
         }
         stats.record(
             Admission::Closed,
-            Some(Duration::from_micros(5)),
+            Some((Duration::from_micros(5), 0)),
             true,
             Some(0.0),
-            5,
-            WINDOW,
+            &settings(),
         );
         fail(&stats, Admission::Closed);
         assert!(stats.routable());
@@ -340,11 +427,10 @@ mod tests {
         assert!(!stats.routable());
         stats.record(
             Admission::Probe,
-            Some(Duration::from_micros(5)),
+            Some((Duration::from_micros(5), 0)),
             true,
             Some(0.0),
-            5,
-            WINDOW,
+            &settings(),
         );
         assert_eq!(stats.admit(WINDOW), Admission::Closed);
     }
@@ -378,7 +464,11 @@ mod tests {
 
     #[test]
     fn exactly_one_probe_is_admitted_among_racing_threads() {
-        for _ in 0..20 {
+        // A probe holds the circuit for one window; past it a second probe
+        // is rightly admitted. A window far longer than the race keeps a
+        // descheduled thread (a loaded machine) from ending it.
+        const WINDOW: Duration = Duration::from_millis(300);
+        for _ in 0..5 {
             let stats = Arc::new(ReplicaStats::default());
             for _ in 0..5 {
                 fail(&stats, Admission::Closed);
@@ -419,34 +509,69 @@ mod tests {
         assert_eq!(stats.in_flight(), 0);
     }
 
-    #[test]
-    fn latency_ewma_starts_unmeasured_and_follows_samples() {
-        let stats = ReplicaStats::default();
-        assert_eq!(stats.latency_ewma_ns(), 0);
+    fn timed(stats: &ReplicaStats, micros: u64, ok: bool, at_ms: u32) {
+        let elapsed = Duration::from_micros(micros);
         stats.record(
             Admission::Closed,
-            Some(Duration::from_micros(100)),
-            true,
+            Some((elapsed, at_ms)),
+            ok,
             Some(0.5),
-            5,
-            WINDOW,
+            &settings(),
         );
-        assert_eq!(stats.latency_ewma_ns(), 100_000);
-        for _ in 0..50 {
-            stats.record(
-                Admission::Closed,
-                Some(Duration::from_micros(10)),
-                true,
-                Some(0.5),
-                5,
-                WINDOW,
-            );
-        }
+    }
+
+    #[test]
+    fn latency_starts_unmeasured_and_moves_fast_toward_a_slower_sample() {
+        let stats = ReplicaStats::default();
+        assert_eq!(stats.latency_at(0, decay()), 0.0);
+        timed(&stats, 100, true, 0);
+        assert_eq!(stats.latency_at(0, decay()), 100_000.0);
+        // A slower sample moves it half way, counting at most twice the
+        // estimate (300 µs counts as 200 µs)…
+        timed(&stats, 300, true, 0);
+        assert_eq!(stats.latency_at(0, decay()), 150_000.0);
+        // …so a 10 ms stall moves it no further than 2 × 150 µs would.
+        timed(&stats, 10_000, true, 0);
+        assert_eq!(stats.latency_at(0, decay()), 225_000.0);
+        // One under half of it moves it half way down (the peak was a
+        // passing one); one at least half of it an eighth of the way.
+        timed(&stats, 100, true, 0);
+        assert_eq!(stats.latency_at(0, decay()), 162_500.0);
+        timed(&stats, 120, true, 0);
+        assert_eq!(stats.latency_at(0, decay()), 157_187.5);
+        assert_eq!(stats.load_score(), 0.5);
+    }
+
+    #[test]
+    fn latency_fades_with_time_and_a_faded_replica_starts_from_there() {
+        let stats = ReplicaStats::default();
+        timed(&stats, 300, true, 0);
+        // Read one time constant (10 s) later it has faded to 1/e…
+        let faded = stats.latency_at(10_000, decay());
         assert!(
-            stats.latency_ewma_ns() < 12_000,
-            "{}",
-            stats.latency_ewma_ns()
+            (faded / 300_000.0 - (-1.0f32).exp()).abs() < 0.01,
+            "{faded}"
         );
-        assert_eq!(stats.load_score(), LOAD_SCALE / 2);
+        // …and a sample taken long after starts from the faded value: a
+        // replica slow once, fast again, regains a low estimate at once.
+        timed(&stats, 30, true, 60_000);
+        let now = stats.latency_at(60_000, decay());
+        assert!(now < 35_000.0, "{now}");
+    }
+
+    #[test]
+    fn a_failure_counts_as_slow_however_fast() {
+        let stats = ReplicaStats::default();
+        timed(&stats, 30, true, 0);
+        timed(&stats, 1, false, 0);
+        let penalized = stats.latency_at(0, decay());
+        assert!(
+            penalized >= 0.5e6,
+            "a fast failure counts as at least 1 ms: {penalized}"
+        );
+        // A fast success brings it down half way only; time fades it.
+        timed(&stats, 30, true, 0);
+        assert!(stats.latency_at(0, decay()) >= 0.25e6);
+        assert!(stats.latency_at(60_000, decay()) < 2_000.0);
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::daemon::{Circuit, Replica};
 use crate::identity::Hex;
+use crate::sync::coarse_ms;
 
 /// One replica of a group, as [`ReplicaGroup::replicas`](crate::ReplicaGroup::replicas)
 /// reports it (the API calls a replica in a roster a *member*).
@@ -101,9 +102,9 @@ impl MemberStats {
             in_flight: stats.in_flight(),
             processed: stats.processed(),
             errors: stats.errors(),
-            latency: match stats.latency_ewma_ns() {
-                0 => None,
-                ns => Some(Duration::from_nanos(ns)),
+            latency: match stats.latency_at(coarse_ms(), replica.settings().decay) {
+                ns if ns > 0.0 => Some(Duration::from_nanos(ns as u64)),
+                _ => None,
             },
             circuit: match stats.circuit() {
                 Circuit::Closed => CircuitState::Closed,

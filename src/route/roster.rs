@@ -173,6 +173,13 @@ impl Roster {
             .collect()
     }
 
+    /// See [`ReplicaGroup::ejection_panics`](crate::ReplicaGroup::ejection_panics).
+    pub(crate) fn ejection_panics(&self) -> u64 {
+        self.replicas
+            .first()
+            .map_or(0, |r| r.settings().ejection_panics())
+    }
+
     pub(crate) fn len(&self) -> u8 {
         self.replicas.len() as u8
     }

@@ -2,16 +2,20 @@
 //!
 //! - With a routing key or session: consistent hashing (handled by the caller).
 //! - Otherwise: the smooth weighted round-robin pick, checked against one
-//!   other member drawn at random; if that member has fewer deliveries in
-//!   flight, it wins instead (power of two choices, with the schedule as one
-//!   of the two). While load is even this follows node weights exactly; when
-//!   it is not, a busy member is never chosen over an idle one drawn.
+//!   other candidate drawn at random; if that one is clearly cheaper by the
+//!   latency cost (`least::latency_cost`: the faded latency estimate times
+//!   the deliveries in flight plus one; cheaper by a third), it wins instead
+//!   (power of two choices, with the schedule as one of the two). While
+//!   replicas are alike this follows node weights; a slow, busy or failing
+//!   one is passed over.
 
 use super::candidates::Candidate;
+use super::least;
 use super::random::Rng;
 use super::weighted;
 
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pick<'r>(
     schedule: &[u8],
     all: &'r [Candidate],
@@ -20,19 +24,24 @@ pub(super) fn pick<'r>(
     cursor: &mut usize,
     rng: &mut Rng,
     admit: impl Fn(&Candidate) -> bool,
+    cost: impl Fn(&Candidate) -> f32,
 ) -> Option<&'r Candidate> {
     let scheduled = weighted::next(schedule, all, zone, cursor, &admit)?;
     if set.len() < 2 {
         return Some(scheduled);
     }
-    // A member other than the scheduled one (its neighbour when the draw
-    // lands on it). Zone sets hold their own copies, so compare identities.
+    // A candidate other than the scheduled one (its neighbour when the draw
+    // lands on it). `set` may be a zone's slice, so compare identities.
     let mut i = rng.below(set.len());
     if set[i].origin_hash() == scheduled.origin_hash() {
         i = if i + 1 == set.len() { 0 } else { i + 1 };
     }
     let other = &set[i];
-    if other.replica().stats().in_flight() < scheduled.replica().stats().in_flight() && admit(other)
+    // Now and then an idle scheduled one is kept anyway, to measure it
+    // again (see `least::explore`).
+    if least::clearly_cheaper(cost(other), cost(scheduled))
+        && admit(other)
+        && !least::explore(scheduled, rng)
     {
         Some(other)
     } else {

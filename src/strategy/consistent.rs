@@ -172,23 +172,73 @@ fn reprobe(s: usize, size: usize, owner_at: impl Fn(usize) -> u8) -> u8 {
 /// zone is `zone`, when given) and admissible; otherwise (zone preference,
 /// tag requirement or open circuit) the admissible candidate of `set` with
 /// the highest rendezvous score for the key, which is just as sticky while
-/// the set does not change.
+/// the set does not change. With a `balance` factor, a candidate with more
+/// deliveries in flight than the factor times the group's mean is passed
+/// over for the next one in the key's probe order (bounded load).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn keyed<'r>(
     table: &SlotTable,
     all: &'r [Candidate],
     set: &'r [Candidate],
     zone: Option<u8>,
     key: u64,
+    balance: Option<f32>,
     admit: impl Fn(&Candidate) -> bool,
 ) -> Option<&'r Candidate> {
     let owner = &all[table.lookup(key) as usize];
-    if zone.is_none_or(|z| owner.zone == z) && admit(owner) {
+    let fits = |c: &Candidate| zone.is_none_or(|z| c.zone == z) && admit(c);
+    if fits(owner) && balance.is_none() {
         return Some(owner);
     }
+    match balance {
+        Some(factor) => bounded(table, all, set, key, factor, fits),
+        None => rendezvous(set, key, fits),
+    }
+}
+
+/// The admissible candidate of `set` with the highest rendezvous score for
+/// `key`.
+fn rendezvous(
+    set: &[Candidate],
+    key: u64,
+    fits: impl Fn(&Candidate) -> bool,
+) -> Option<&Candidate> {
     set.iter()
-        .filter(|c| admit(c))
+        .filter(|c| fits(c))
         .max_by_key(|c| mix64(key ^ c.origin_hash()))
+}
+
+/// Bounded-load consistent hashing (Mirrokni et al.; HAProxy's
+/// `hash-balance-factor`): the capacity of each candidate is
+/// `⌈factor × (group in flight + 1) / candidates⌉`; the key goes to its
+/// owner if the owner is under it, else to the first candidate under it in
+/// the key's own probe order (the owners of the key rehashed 1, 2, …), else
+/// to the least busy. A cold key stays with its owner; a hot key's
+/// overflow spills, always the same way.
+#[cold]
+#[inline(never)]
+fn bounded<'r>(
+    table: &SlotTable,
+    all: &'r [Candidate],
+    set: &'r [Candidate],
+    key: u64,
+    factor: f32,
+    fits: impl Fn(&Candidate) -> bool,
+) -> Option<&'r Candidate> {
+    let total = all.first()?.replica().settings().total_in_flight();
+    let capacity = (factor * (total + 1) as f32 / all.len() as f32).ceil() as u32;
+    let under = |c: &Candidate| fits(c) && c.replica().stats().in_flight() < capacity;
+    for probe in 0..all.len() as u64 {
+        let hash = if probe == 0 { key } else { mix64(key ^ probe) };
+        let candidate = &all[table.lookup(hash) as usize];
+        if under(candidate) {
+            return Some(candidate);
+        }
+    }
+    set.iter()
+        .filter(|c| fits(c))
+        .min_by_key(|c| c.replica().stats().in_flight())
 }
 
 #[cfg(test)]

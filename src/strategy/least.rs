@@ -6,6 +6,9 @@
 //! O(n) in the member count: at 255 members a scan reads 255 stats lines.
 
 use super::candidates::Candidate;
+use super::random::Rng;
+use super::rotation::scan_from;
+use crate::daemon::Decay;
 
 /// The admissible member of `set` with the lowest `score`; ties rotate.
 ///
@@ -113,11 +116,71 @@ impl PartialOrd for Ratio {
     }
 }
 
-/// `LeastLatency`: the latency EWMA, where 0 means "not measured yet", so
-/// members without a measurement are tried first.
+/// `LeastLatency` (and `Adaptive`'s check): the latency estimate faded to
+/// `now_ms`, times the deliveries in flight plus one (Finagle's and tower's
+/// cost). A replica not measured yet counts 1 ns, so it is tried as soon as
+/// it comes up, and still costs more when busy.
 #[inline]
-pub(super) fn latency(hot: &Candidate) -> u64 {
-    hot.replica().stats().latency_ewma_ns()
+pub(super) fn latency_cost(now_ms: u32, decay: Decay) -> impl Fn(&Candidate) -> f32 + Copy {
+    move |candidate| {
+        let stats = candidate.replica().stats();
+        stats.latency_at(now_ms, decay).max(1.0) * (stats.in_flight() + 1) as f32
+    }
+}
+
+/// Whether cost `a` is clearly below cost `b`: by a third or more. Closer
+/// costs are a tie, and ties take turns: estimates of replicas equally fast
+/// differ by noise, which must not pick a winner. A replica with one more
+/// delivery in flight than its peer costs twice as much, clearly more.
+#[inline]
+pub(super) fn clearly_cheaper(a: f32, b: f32) -> bool {
+    a * 3.0 < b * 2.0
+}
+
+/// `LeastLatency`'s pick: the admissible candidate at the rotation cursor
+/// against the next admissible one; the next wins when clearly cheaper (see
+/// [`clearly_cheaper`]), and the cursor moves past the one chosen. So equal
+/// candidates take turns exactly, a slow, busy or failing one loses to its
+/// neighbour, and a pick reads two candidates whatever the group's size
+/// (power of two choices, drawn by rotation instead of at random). One turn
+/// in [`EXPLORE`] the first is taken anyway, to measure it again: a passing
+/// peak does not keep a fast replica out for long, and a slow one gets a
+/// share too small to reach the 99th percentile (see [`explore`]).
+#[inline]
+pub(super) fn cheaper_of_two<'r>(
+    set: &'r [Candidate],
+    cursor: &mut usize,
+    rng: &mut Rng,
+    admit: impl Fn(&Candidate) -> bool,
+    now_ms: u32,
+    decay: Decay,
+) -> Option<&'r Candidate> {
+    let n = set.len();
+    let cost = latency_cost(now_ms, decay);
+    let (first, a) = scan_from(set, *cursor, &admit)?;
+    let next = if first + 1 == n { 0 } else { first + 1 };
+    let chosen = match scan_from(set, next, &admit) {
+        Some((second, b))
+            if second != first && clearly_cheaper(cost(b), cost(a)) && !explore(a, rng) =>
+        {
+            second
+        }
+        _ => first,
+    };
+    *cursor = chosen + 1;
+    Some(&set[chosen])
+}
+
+/// One turn in this many, `LeastLatency` takes the replica whose turn it is
+/// even when its neighbour looks cheaper (see [`cheaper_of_two`]).
+pub(super) const EXPLORE: usize = 128;
+
+/// Whether to take `passed_over` anyway, to measure it again: one turn in
+/// [`EXPLORE`], and only while it is idle. A busy one gains nothing from
+/// another delivery; it is measured when its deliveries finish.
+#[inline]
+pub(super) fn explore(passed_over: &Candidate, rng: &mut Rng) -> bool {
+    passed_over.replica().stats().in_flight() == 0 && rng.below(EXPLORE) == 0
 }
 
 /// `LeastLoad`: `load + in_flight + 10 × error_rate`, where `load` is the
@@ -126,6 +189,6 @@ pub(super) fn latency(hot: &Candidate) -> u64 {
 /// its processed events that failed. All but `in_flight` are combined once
 /// per processed event, so a route adds two numbers per candidate.
 #[inline]
-pub(super) fn load_cost(candidate: &Candidate) -> u64 {
+pub(super) fn load_cost(candidate: &Candidate) -> f32 {
     candidate.replica().stats().load_cost()
 }

@@ -22,13 +22,13 @@ mod weighted;
 
 use crate::context::RequestContext;
 use crate::daemon::Replica;
-use crate::sync::Arc;
+use crate::sync::{coarse_ms, coarse_now, Arc};
 
 use candidates::Candidates;
 pub(crate) use candidates::{Candidate, Locale};
 use consistent::SlotTable;
 pub(crate) use pool::Pool;
-use pool::{Tables, Tier};
+use pool::{Tables, Tier, Tuning};
 pub(crate) use random::fresh_seed;
 use random::Rng;
 
@@ -67,17 +67,25 @@ pub enum Strategy {
     /// disruptive: losing a replica moves only its keys, restoring it
     /// restores them, and growing moves only the new replica's share.
     ConsistentHash,
-    /// The member with the lowest latency EWMA; members without a
-    /// measurement are tried first; ties rotate.
+    /// The cheaper of two, by latency cost: the replica at the rotation
+    /// cursor against the next one, the next winning only when clearly
+    /// cheaper (by a third), where the cost is the latency estimate times
+    /// (deliveries in flight + 1) (Finagle's and tower's cost, with the pair
+    /// drawn by rotation). The estimate is peak-sensitive (a slower sample
+    /// moves it half way, a faster one an eighth), fades with time
+    /// (`DaemonHostConfig::latency_decay`, 10 s), and counts a failure as
+    /// slow: equally fast replicas take turns, a replica slow once is tried
+    /// again and regains its share once fast, and one failing fast repels
+    /// traffic. A replica not measured yet is tried as soon as it comes up.
     LeastLatency,
     /// The member with the lowest `load + in_flight + 10 × error_rate`, with
     /// `load` from `MeshDaemon::load()`; ties rotate.
     LeastLoad,
     /// Consistent hashing when the request has a key or session; otherwise
-    /// the smooth weighted round-robin pick, unless a second member drawn at
-    /// random has fewer deliveries in flight (power of two choices with the
-    /// schedule as one choice): exact weights while load is even, away from
-    /// busy members when it is not.
+    /// the smooth weighted round-robin pick, unless a second replica drawn at
+    /// random is clearly cheaper by `LeastLatency`'s cost (power of two
+    /// choices with the schedule as one choice): node weights while replicas
+    /// are alike, away from slow, busy or failing ones when they are not.
     Adaptive,
 }
 
@@ -145,7 +153,36 @@ impl Strategy {
                 _ => None,
             },
         };
-        Tier { candidates, tables }
+        let tuning = healthy
+            .first()
+            .map_or_else(Tuning::default, |(replica, _)| {
+                let settings = replica.settings();
+                let config = &settings.config;
+                let ramps = matches!(
+                    self,
+                    Strategy::RoundRobin
+                        | Strategy::WeightedRoundRobin
+                        | Strategy::LeastConnections
+                        | Strategy::PowerOfTwo
+                );
+                let ramp_ms = u32::try_from(config.slow_start.as_millis()).unwrap_or(u32::MAX);
+                let now = coarse_now();
+                let ramping = ramps
+                    && ramp_ms > 0
+                    && healthy
+                        .iter()
+                        .any(|(r, _)| now.wrapping_sub(r.healthy_since_ms()) < ramp_ms);
+                Tuning {
+                    decay: settings.decay,
+                    ramp_ms: ramping.then_some(ramp_ms),
+                    balance: config.hash_balance_factor.map(|f| f as f32),
+                }
+            });
+        Tier {
+            candidates,
+            tables,
+            tuning,
+        }
     }
 }
 
@@ -246,20 +283,84 @@ fn pick_in<'r>(
     state: &mut PickState,
 ) -> Option<&'r Candidate> {
     match strategy {
-        Strategy::RoundRobin => pick_rotation(tier, ctx, state),
+        Strategy::RoundRobin => {
+            let picked = pick_rotation(tier, ctx, state);
+            ramped(tier, state, picked, |state| pick_rotation(tier, ctx, state))
+        }
         Strategy::Random => pick_random(tier, ctx, state),
-        Strategy::WeightedRoundRobin => pick_weighted_rotation(tier, ctx, state),
+        Strategy::WeightedRoundRobin => {
+            let picked = pick_weighted_rotation(tier, ctx, state);
+            ramped(tier, state, picked, |state| {
+                pick_weighted_rotation(tier, ctx, state)
+            })
+        }
         Strategy::WeightedRandom => pick_weighted_random(tier, ctx, state),
-        Strategy::LeastConnections => pick_lowest(tier, ctx, state, least::connections),
+        Strategy::LeastConnections => {
+            let picked = pick_lowest(tier, ctx, state, least::connections);
+            ramped(tier, state, picked, |state| {
+                pick_lowest(tier, ctx, state, least::connections)
+            })
+        }
         Strategy::WeightedLeastConnections => {
             pick_lowest(tier, ctx, state, least::weighted_connections)
         }
-        Strategy::PowerOfTwo => pick_power_of_two(tier, ctx, state),
+        Strategy::PowerOfTwo => {
+            let in_flight = |c: &Candidate| c.replica().stats().in_flight();
+            let picked = pick_power_of_two(tier, ctx, state, in_flight);
+            ramped(tier, state, picked, |state| {
+                pick_power_of_two(tier, ctx, state, in_flight)
+            })
+        }
         Strategy::ConsistentHash => pick_consistent(tier, ctx, state),
-        Strategy::LeastLatency => pick_lowest(tier, ctx, state, least::latency),
+        Strategy::LeastLatency => pick_cheaper_of_two(tier, ctx, state),
         Strategy::LeastLoad => pick_lowest(tier, ctx, state, least::load_cost),
         Strategy::Adaptive => pick_adaptive(tier, ctx, state),
     }
+}
+
+/// Slow start: a candidate still ramping up after it became healthy is
+/// taken only with the probability of its share of the ramp (10% growing
+/// linearly to 100% over `slow_start`); passed over, the pick runs again
+/// (at most [`RAMP_RETRIES`] times, so that random strategies, which may
+/// draw it again, hold it near its share too). No cost when no candidate
+/// was ramping as the roster was built.
+#[inline(always)]
+fn ramped<'r>(
+    tier: &'r Tier,
+    state: &mut PickState,
+    picked: Option<&'r Candidate>,
+    again: impl FnMut(&mut PickState) -> Option<&'r Candidate>,
+) -> Option<&'r Candidate> {
+    match (tier.tuning.ramp_ms, picked) {
+        (Some(ramp_ms), Some(candidate)) => ramp(state, candidate, ramp_ms, again),
+        _ => picked,
+    }
+}
+
+/// How many times a slow-start pick runs again past ramping candidates.
+const RAMP_RETRIES: usize = 3;
+
+#[cold]
+#[inline(never)]
+fn ramp<'r>(
+    state: &mut PickState,
+    mut candidate: &'r Candidate,
+    ramp_ms: u32,
+    mut again: impl FnMut(&mut PickState) -> Option<&'r Candidate>,
+) -> Option<&'r Candidate> {
+    // The clock itself: a program that only routes must see the ramp end.
+    let now = coarse_now();
+    for _ in 0..RAMP_RETRIES {
+        let age = now.wrapping_sub(candidate.replica().healthy_since_ms());
+        if age >= ramp_ms || state.rng.chance(0.1 + 0.9 * age as f32 / ramp_ms as f32) {
+            return Some(candidate);
+        }
+        match again(state) {
+            Some(next) => candidate = next,
+            None => break,
+        }
+    }
+    Some(candidate)
 }
 
 /// Whether the context asks for nothing but a replica.
@@ -268,9 +369,12 @@ fn is_plain(ctx: &RequestContext) -> bool {
     ctx.zone().is_none() && ctx.tags().is_empty()
 }
 
+/// Whether `candidate`'s circuit lets it take traffic, or its group has so
+/// many circuits open that routing ignores them (`max_ejection_percent`).
 #[inline(always)]
 fn circuit_admits(candidate: &Candidate) -> bool {
-    candidate.replica().stats().routable()
+    let replica = candidate.replica();
+    replica.stats().routable() || replica.settings().ejection_overflowing()
 }
 
 // Inlined into the callers' match: round robin is the common strategy and
@@ -375,16 +479,33 @@ fn pick_lowest<'r, K: PartialOrd + Copy>(
     })
 }
 
-fn pick_power_of_two<'r>(
+fn pick_power_of_two<'r, K: PartialOrd>(
+    tier: &'r Tier,
+    ctx: &RequestContext,
+    state: &mut PickState,
+    cost: impl Fn(&Candidate) -> K + Copy,
+) -> Option<&'r Candidate> {
+    if is_plain(ctx) {
+        return random::power_of_two(tier.candidates.all(), &mut state.rng, circuit_admits, cost);
+    }
+    pick_filtered(tier, ctx, |set, _, admit| {
+        random::power_of_two(set, &mut state.rng, admit, cost)
+    })
+}
+
+fn pick_cheaper_of_two<'r>(
     tier: &'r Tier,
     ctx: &RequestContext,
     state: &mut PickState,
 ) -> Option<&'r Candidate> {
+    let (now, decay) = (coarse_ms(), tier.tuning.decay);
+    let PickState { cursor, rng } = state;
     if is_plain(ctx) {
-        return random::power_of_two(tier.candidates.all(), &mut state.rng, circuit_admits);
+        let all = tier.candidates.all();
+        return least::cheaper_of_two(all, cursor, rng, circuit_admits, now, decay);
     }
     pick_filtered(tier, ctx, |set, _, admit| {
-        random::power_of_two(set, &mut state.rng, admit)
+        least::cheaper_of_two(set, cursor, rng, admit, now, decay)
     })
 }
 
@@ -398,11 +519,12 @@ fn pick_consistent<'r>(
     };
     let table = tier.tables.slots.as_ref()?;
     let all = tier.candidates.all();
+    let balance = tier.tuning.balance;
     if is_plain(ctx) {
-        return consistent::keyed(table, all, all, None, key, circuit_admits);
+        return consistent::keyed(table, all, all, None, key, balance, circuit_admits);
     }
     pick_filtered(tier, ctx, |set, zone, admit| {
-        consistent::keyed(table, all, set, zone, key, admit)
+        consistent::keyed(table, all, set, zone, key, balance, admit)
     })
 }
 
@@ -416,11 +538,12 @@ fn pick_adaptive<'r>(
     }
     let PickState { cursor, rng } = state;
     let (schedule, all) = (&tier.tables.schedule, tier.candidates.all());
+    let cost = least::latency_cost(coarse_ms(), tier.tuning.decay);
     if is_plain(ctx) {
-        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits);
+        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits, cost);
     }
     pick_filtered(tier, ctx, |set, zone, admit| {
-        adaptive::pick(schedule, all, set, zone, cursor, rng, admit)
+        adaptive::pick(schedule, all, set, zone, cursor, rng, admit, cost)
     })
 }
 

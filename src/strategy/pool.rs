@@ -7,6 +7,7 @@
 use super::candidates::Candidates;
 use super::consistent::SlotTable;
 use super::weighted::AliasTable;
+use crate::daemon::Decay;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -17,11 +18,25 @@ pub(crate) struct Pool {
     pub(super) drained: Option<Box<Tier>>,
 }
 
-/// Candidates and the strategy's table over them.
+/// Candidates, the strategy's table over them, and the group's tuning.
 #[derive(Debug, Default)]
 pub(super) struct Tier {
     pub(super) candidates: Candidates,
     pub(super) tables: Tables,
+    pub(super) tuning: Tuning,
+}
+
+/// The group's settings that routes apply, copied from its
+/// `DaemonHostConfig` when the roster is built.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Tuning {
+    /// How fast latency estimates fade (`latency_decay`).
+    pub(super) decay: Decay,
+    /// The slow-start window in milliseconds, when a candidate was still
+    /// ramping up when the roster was built (else no ramp is checked).
+    pub(super) ramp_ms: Option<u32>,
+    /// The bounded-load factor of consistent hashing (`hash_balance_factor`).
+    pub(super) balance: Option<f32>,
 }
 
 /// What the group's strategy precomputed over the candidates; empty for the

@@ -39,6 +39,12 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    /// `true` with probability `p` (clamped to 0..=1).
+    #[inline]
+    pub(crate) fn chance(&mut self, p: f32) -> bool {
+        ((self.next_u64() >> 40) as f32) < p * (1u64 << 24) as f32
+    }
+
     /// Uniform in `0..n` (multiply-shift, no division); `n` must be > 0.
     #[inline]
     pub(crate) fn below(&mut self, n: usize) -> usize {
@@ -65,23 +71,23 @@ pub(super) fn uniform<'r>(
     scan_from(set, start, admit).map(|(_, hot)| hot)
 }
 
-/// Power of two choices: two distinct random members; the one with fewer
-/// deliveries in flight wins (the first drawn on a tie, itself random).
-/// When neither is admissible, the first admissible member after the first.
+/// Power of two choices: two distinct random candidates; the one of lower
+/// `cost` wins (the first drawn on a tie, itself random, so equal
+/// candidates take turns). When neither is admissible, the first admissible
+/// candidate after a random place.
 #[inline]
-pub(super) fn power_of_two<'r>(
+pub(super) fn power_of_two<'r, K: PartialOrd>(
     set: &'r [Candidate],
     rng: &mut Rng,
     admit: impl Fn(&Candidate) -> bool,
+    cost: impl Fn(&Candidate) -> K,
 ) -> Option<&'r Candidate> {
     let (a, b) = two_distinct(set, rng)?;
     let Some(b) = b else {
         return admit(a).then_some(a);
     };
     match (admit(a), admit(b)) {
-        (true, true) if b.replica().stats().in_flight() < a.replica().stats().in_flight() => {
-            Some(b)
-        }
+        (true, true) if cost(b) < cost(a) => Some(b),
         (true, _) => Some(a),
         (false, true) => Some(b),
         (false, false) => {

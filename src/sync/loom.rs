@@ -55,6 +55,21 @@ loom::lazy_static! {
     static ref MOCK_NOW: AtomicU64 = AtomicU64::new(1);
 }
 
+/// The coarse clock: the mock clock in milliseconds.
+pub(crate) fn coarse_ms() -> u32 {
+    (now_ns() / 1_000_000) as u32
+}
+
+/// The coarse clock at `_at`: the mock clock's (loom does not see `Instant`).
+pub(crate) fn tick_coarse(_at: std::time::Instant) -> u32 {
+    coarse_ms()
+}
+
+/// The coarse clock now: the mock clock's.
+pub(crate) fn coarse_now() -> u32 {
+    coarse_ms()
+}
+
 /// Advances the mock clock (see `crate::loom_hooks`).
 pub(crate) fn advance_clock(by: std::time::Duration) {
     let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX >> 2);

@@ -35,12 +35,44 @@ mod shipped {
     pub(crate) use std::thread;
     pub(crate) use std::thread_local;
 
+    fn base() -> std::time::Instant {
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(std::time::Instant::now)
+    }
+
     /// Nanoseconds since the first call in this process; never 0. The
     /// circuit breaker's clock (a mock that the models advance under loom).
     pub(crate) fn now_ns() -> u64 {
-        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let base = *BASE.get_or_init(std::time::Instant::now);
-        (base.elapsed().as_nanos() as u64).max(1)
+        (base().elapsed().as_nanos() as u64).max(1)
+    }
+
+    /// The coarse clock latency estimates are stamped with and faded by:
+    /// milliseconds since the process started, wrapping after 49 days (ages
+    /// are taken with wrapping arithmetic). Advanced by every timed delivery
+    /// and every batch of the writer; a route reads it with one load instead
+    /// of reading the clock.
+    static COARSE_MS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    /// The coarse clock, now.
+    #[inline]
+    pub(crate) fn coarse_ms() -> u32 {
+        COARSE_MS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The coarse clock advanced to now (reads the clock: for the writer
+    /// and cold paths, not for every route).
+    pub(crate) fn coarse_now() -> u32 {
+        tick_coarse(std::time::Instant::now())
+    }
+
+    /// `at` on the coarse clock's scale; advances the coarse clock to it.
+    pub(crate) fn tick_coarse(at: std::time::Instant) -> u32 {
+        let ms = at.saturating_duration_since(base()).as_millis() as u32;
+        let current = coarse_ms();
+        if (ms.wrapping_sub(current) as i32) > 0 {
+            COARSE_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+        }
+        ms
     }
 
     /// Receives the next message, spinning briefly before blocking: a

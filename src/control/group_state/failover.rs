@@ -147,6 +147,7 @@ impl GroupState {
             for replica in self.replicas.iter().filter(|r| r.node_id() == node) {
                 if self.unhealthy.contains(&replica.index()) && registry.holds(replica) {
                     self.unhealthy.remove(&replica.index());
+                    replica.healthy_again();
                     marked += 1;
                 }
             }

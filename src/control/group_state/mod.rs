@@ -128,11 +128,11 @@ impl GroupState {
             key,
             group_id,
             kind,
-            settings: Arc::new(HostSettings {
-                config: config.host_config.clone(),
-                latency_every: if strategy.routes_on_latency() { 1 } else { 16 },
-                samples_load: strategy.routes_on_load(),
-            }),
+            settings: Arc::new(HostSettings::new(
+                config.host_config.clone(),
+                strategy.routes_on_latency(),
+                strategy.routes_on_load(),
+            )),
             config,
             factory,
             requirements,
@@ -388,6 +388,8 @@ impl GroupState {
             .collect();
         let strategy = self.config.lb_strategy;
         let replicas = Arc::clone(&self.replicas);
+        let healthy = listed.iter().filter(|(healthy, _)| *healthy).count();
+        self.settings.set_healthy(healthy as u32);
         let roster = Roster::new(self.epoch, self.term, strategy, replicas, &listed);
         self.roster.store(Arc::new(roster));
         self.release_leaving(registry);

@@ -1,6 +1,6 @@
 //! Small daemons, and the latch and panic silencer that go with them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -177,6 +177,84 @@ impl<D: MeshDaemon> MeshDaemon for NeedsTag<D> {
 
     fn load(&self) -> f64 {
         self.daemon.load()
+    }
+}
+
+/// A replica of measured behaviour, for the latency-aware strategies: each
+/// event takes `latency` (busy-waited, so the time is what the clock sees),
+/// and every `fail_every`-th event fails at once. Its latency can be changed
+/// while it runs (shared with the test through [`Pace`]).
+#[derive(Debug, Clone)]
+pub struct Paced {
+    pace: Arc<Pace>,
+    events: u64,
+}
+
+/// The behaviour of a [`Paced`] daemon, shared with the test.
+#[derive(Debug, Default)]
+pub struct Pace {
+    latency_ns: AtomicU64,
+    fail_every: AtomicU64,
+}
+
+impl Pace {
+    /// Events take `latency`, and none fails.
+    pub fn new(latency: Duration) -> Arc<Pace> {
+        let pace = Pace::default();
+        pace.set_latency(latency);
+        Arc::new(pace)
+    }
+
+    /// Every `n`-th event fails at once (0: none).
+    pub fn failing_every(self: Arc<Self>, n: u64) -> Arc<Pace> {
+        self.fail_every.store(n, Ordering::SeqCst);
+        self
+    }
+
+    /// From now on, events take `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ns
+            .store(latency.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Paced {
+    /// A daemon behaving as `pace` says.
+    pub fn new(pace: &Arc<Pace>) -> Self {
+        Paced {
+            pace: Arc::clone(pace),
+            events: 0,
+        }
+    }
+
+    /// A factory whose `i`-th daemon (replica `i`, when a group is spawned
+    /// with no failure) behaves as `paces[i]`, the last one repeating.
+    pub fn factory(paces: Vec<Arc<Pace>>) -> impl Fn() -> Box<dyn MeshDaemon> + Send + Sync {
+        let made = AtomicUsize::new(0);
+        move || {
+            let i = made.fetch_add(1, Ordering::SeqCst).min(paces.len() - 1);
+            Box::new(Paced::new(&paces[i]))
+        }
+    }
+}
+
+impl MeshDaemon for Paced {
+    fn name(&self) -> &str {
+        "paced"
+    }
+
+    fn process(&mut self, event: &Event) -> Result<Vec<Bytes>, DaemonError> {
+        self.events += 1;
+        let every = self.pace.fail_every.load(Ordering::SeqCst);
+        if every > 0 && self.events % every == 0 {
+            return Err(DaemonError::ProcessFailed("paced failure".into()));
+        }
+        let latency = Duration::from_nanos(self.pace.latency_ns.load(Ordering::SeqCst));
+        let started = std::time::Instant::now();
+        while started.elapsed() < latency {
+            std::hint::spin_loop();
+        }
+        Ok(vec![event.payload().clone()])
     }
 }
 

@@ -17,8 +17,8 @@ mod runtimes;
 mod wait;
 
 pub use daemons::{
-    quiet_deliberate_panics, Counting, DropCounter, Echo, Flaky, Held, Latch, NeedsTag, PanicsIn,
-    Volatile, DELIBERATE_PANIC,
+    quiet_deliberate_panics, Counting, DropCounter, Echo, Flaky, Held, Latch, NeedsTag, Pace,
+    Paced, PanicsIn, Volatile, DELIBERATE_PANIC,
 };
 pub use generate::{env_or, from_bytes, fuzz_seeds, generate, XorShift};
 pub use runtimes::{
