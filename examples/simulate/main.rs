@@ -8,6 +8,7 @@
 //! cargo run --release --example simulate -- --seed 7 --plot run.svg
 //! cargo run --release --example simulate -- --seconds 3 --json | tail -1 | jq .
 //! RUST_LOG=replica_router=info cargo run --release --example simulate   # every failover
+//! cargo run --release --example simulate -- --seconds 30 --metrics-addr 127.0.0.1:9000
 //! ```
 //!
 //! Every event is accounted for. The routing threads use
@@ -15,6 +16,10 @@
 //! or comes back with the reason it was not; the daemons count what they
 //! processed. The run prints a table per strategy and a verdict, and exits
 //! non-zero if the counts disagree (an event lost or processed twice).
+//!
+//! A short phase follows (`--tails-events`, see `tails.rs`): every strategy
+//! with one replica ten times slower than the others and one failing every
+//! other event, and what that does to the dispatch latency's 99th percentile.
 
 /// `println!` that ignores a closed stdout (`simulate | head`) instead of
 /// panicking.
@@ -28,25 +33,30 @@ macro_rules! say {
 mod chaos;
 mod json;
 mod plot;
+mod progress;
 mod report;
+mod scrape;
+mod spinner;
+mod tails;
+mod tails_report;
 mod workload;
 
-use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use crossbeam_utils::CachePadded;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use replica_router::*;
-use tracing_subscriber::EnvFilter;
 
 use chaos::{ChaosLive, Plan};
-use report::{GroupEnd, Sample, Summary};
+use report::{GroupEnd, Summary};
+use tails::Tails;
 use workload::{Keying, Ledger, Live, Rng, Target, ThreadReport, KINDS};
 
 /// Route events to replica groups while nodes fail, recover and flap, groups
@@ -84,6 +94,18 @@ pub(crate) struct Args {
     /// Print a JSON summary as the last line (and no progress bar).
     #[arg(long)]
     json: bool,
+    /// Events per strategy in the tails phase after the run (a slow node and
+    /// a flaky replica, then all fast); 0 skips it.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    tails_events: u64,
+    /// The tails phase's flaky replica: `auto` (the first off the slow node),
+    /// `none`, or an index.
+    #[arg(long, default_value = "auto", value_name = "auto|none|INDEX", value_parser = tails::Flaky::parse)]
+    tails_flaky: tails::Flaky,
+    /// Serve every replica's statistics for Prometheus at http://HOST:PORT/metrics
+    /// while the run lasts.
+    #[arg(long, value_name = "HOST:PORT", value_parser = scrape::parse_addr)]
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Args {
@@ -141,53 +163,35 @@ fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
     }
-    let bar = if args.json || !io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(
-            Some(args.seconds * 1000),
-            ProgressDrawTarget::stderr_with_hz(8),
-        )
+    let bar = progress::bar(&args);
+    progress::init_tracing(bar.clone());
+    if let Some(addr) = args.metrics_addr {
+        if let Err(message) = scrape::serve(addr) {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    }
+    let then_tails = |summary| {
+        let plan = tails::Plan {
+            events: args.tails_events,
+            threads: args.threads().min(2),
+            seed: args.seed,
+            record_metrics: args.metrics_addr.is_some(),
+            timer_ns: workload::timer_overhead_ns(),
+            flaky: args.tails_flaky,
+        };
+        let spinner = progress::spinner(&args, "tails: a slow node and a flaky replica");
+        let measured = (args.tails_events > 0).then(|| tails::run(plan));
+        spinner.finish_and_clear();
+        Ok((summary, measured.transpose()?))
     };
-    init_tracing(bar.clone());
-    match run(&args, &bar) {
-        Ok(summary) => finish(&args, &summary),
+    match run(&args, &bar).and_then(then_tails) {
+        Ok((summary, tails)) => finish(&args, &summary, tails.as_ref()),
         Err(message) => {
             bar.finish_and_clear();
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Logs go to stderr, around the progress bar; `RUST_LOG` picks what is
-/// shown (default: warnings only, so the report stays clean).
-fn init_tracing(bar: ProgressBar) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
-            eprintln!("warning: ignoring RUST_LOG={spec:?}: {e}");
-            EnvFilter::new("warn")
-        }),
-        Err(_) => EnvFilter::new("warn"),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(io::stderr().is_terminal())
-        .with_writer(move || BarWriter(bar.clone()))
-        .init();
-}
-
-/// Writes a log line with the progress bar lifted out of the way.
-struct BarWriter(ProgressBar);
-
-impl Write for BarWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.suspend(|| io::stderr().write_all(buf))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
     }
 }
 
@@ -214,6 +218,9 @@ fn run(args: &Args, bar: &ProgressBar) -> Result<Summary, String> {
             .map_err(|e| format!("cannot register kind `{kind}`: {e}"))?;
     }
     runtime.start().map_err(|e| format!("cannot start: {e}"))?;
+    let recording = args
+        .metrics_addr
+        .map(|_| scrape::Recording::start(&runtime));
 
     let mut targets = Vec::new();
     for g in 0..args.groups {
@@ -242,14 +249,7 @@ fn run(args: &Args, bar: &ProgressBar) -> Result<Summary, String> {
     let targets = Arc::new(targets);
 
     report::print_header(args, threads, flapper);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner:.green} {elapsed:>3}/{prefix} [{wide_bar:.cyan/blue}] {msg}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{}s", args.seconds));
+    progress::start(bar, args);
 
     let timer_ns = workload::timer_overhead_ns();
     let stop = Arc::new(AtomicBool::new(false));
@@ -287,7 +287,7 @@ fn run(args: &Args, bar: &ProgressBar) -> Result<Summary, String> {
             .map_err(|e| format!("cannot start chaos thread: {e}"))?
     };
 
-    let series = watch(args, bar, started, &live, &chaos_live);
+    let series = progress::watch(args, bar, started, &live, &chaos_live);
     stop.store(true, Ordering::Relaxed);
     let mut totals = ThreadReport::new(targets.len(), usize::from(scale_high));
     for r in routers {
@@ -312,6 +312,7 @@ fn run(args: &Args, bar: &ProgressBar) -> Result<Summary, String> {
             healthy: t.group.healthy_count(),
         })
         .collect();
+    drop(recording);
     runtime.shutdown();
     Ok(Summary {
         seconds: args.seconds,
@@ -332,53 +333,11 @@ fn run(args: &Args, bar: &ProgressBar) -> Result<Summary, String> {
     })
 }
 
-/// Samples throughput and failovers every 100 ms for the progress bar and
-/// the plot, until the run's time is up.
-fn watch(
-    args: &Args,
-    bar: &ProgressBar,
-    started: Instant,
-    live: &[CachePadded<Live>],
-    chaos: &ChaosLive,
-) -> Vec<Sample> {
-    let deadline = started + Duration::from_secs(args.seconds);
-    let mut series = Vec::new();
-    let (mut last_t, mut last_routed) = (0.0, 0);
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        thread::sleep((deadline - now).min(Duration::from_millis(100)));
-        let t = started.elapsed().as_secs_f64();
-        let routed: u64 = live.iter().map(|l| l.routed.load(Ordering::Relaxed)).sum();
-        let rejected: u64 = live
-            .iter()
-            .map(|l| l.rejected.load(Ordering::Relaxed))
-            .sum();
-        let rate = (routed - last_routed) as f64 / (t - last_t);
-        let failovers = chaos.failovers.load(Ordering::Relaxed);
-        series.push(Sample {
-            t,
-            events_per_sec: rate,
-            failovers,
-        });
-        (last_t, last_routed) = (t, routed);
-        bar.set_position((t * 1000.0) as u64);
-        bar.set_message(format!(
-            "{:>6} events/s · {} failovers · {}/{} nodes down · {} rejected",
-            report::si(rate),
-            failovers,
-            chaos.nodes_down.load(Ordering::Relaxed),
-            chaos.nodes.load(Ordering::Relaxed),
-            rejected,
-        ));
-    }
-    series
-}
-
-fn finish(args: &Args, summary: &Summary) -> ExitCode {
+fn finish(args: &Args, summary: &Summary, tails: Option<&Tails>) -> ExitCode {
     summary.print();
+    if let Some(tails) = tails {
+        tails.print();
+    }
     if let Some(path) = &args.plot {
         match plot::draw(path, summary) {
             Ok(()) => say!("plot: {}", path.display()),
@@ -389,9 +348,14 @@ fn finish(args: &Args, summary: &Summary) -> ExitCode {
         }
     }
     if args.json {
-        say!("{}", summary.json());
+        let mut json = summary.json();
+        match tails {
+            Some(tails) => tails.extend_json(&mut json),
+            None => tails_report::skipped_json(&mut json),
+        }
+        say!("{}", json);
     }
-    if summary.accounted() {
+    if summary.accounted() && tails.is_none_or(|t| t.unaccounted() == 0) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
