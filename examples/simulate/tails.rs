@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -91,7 +91,8 @@ impl Flaky {
 /// The phase's shape.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Events dispatched per strategy and scenario.
+    /// Events dispatched per strategy and scenario, unless the run's time
+    /// is up first (see [`TIME_PER_EVENT`]).
     pub(crate) events: u64,
     pub(crate) threads: usize,
     pub(crate) seed: u64,
@@ -100,6 +101,12 @@ pub(crate) struct Plan {
     pub(crate) timer_ns: u64,
     pub(crate) flaky: Flaky,
 }
+
+/// A run stops after this much time per planned event, its events
+/// dispatched or not: twice what round robin (the slowest here, 31 µs an
+/// event over two threads) takes on an idle machine, so the phase stays
+/// within about 5 s at the default even on a busy machine.
+pub(crate) const TIME_PER_EVENT: Duration = Duration::from_micros(50);
 
 /// One strategy in one scenario.
 pub(crate) struct Run {
@@ -299,6 +306,7 @@ impl Stage {
         let first_seat = 1 + s * REPLICAS;
         let roles = &self.roles[s];
         let start = Barrier::new(threads);
+        let budget = TIME_PER_EVENT.saturating_mul(u32::try_from(plan.events).unwrap_or(u32::MAX));
         let started = Instant::now();
         let mut total = thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
@@ -311,9 +319,13 @@ impl Stage {
                         let event = Event::new(Bytes::from_static(b"reading"));
                         let mut run = Run::new(REPLICAS);
                         start.wait();
+                        let deadline = Instant::now() + budget;
                         for _ in 0..events {
                             SERVED_BY.set(UNSEATED);
                             let t0 = Instant::now();
+                            if t0 > deadline {
+                                break;
+                            }
                             let result = router.dispatch(&ctx, &event);
                             let ns = t0.elapsed().as_nanos() as u64;
                             let ns = ns.saturating_sub(plan.timer_ns).max(1);

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::report::thousands;
 use crate::spinner::{Role, NORMAL, SLOW};
-use crate::tails::{Run, Tails};
+use crate::tails::{Run, Tails, TIME_PER_EVENT};
 
 /// One strategy's line: its run with the slow and the flaky replica, and
 /// its run with every replica fast.
@@ -121,7 +121,7 @@ impl Tails {
         say!(
             "tails: per strategy, 4 replicas on 4 nodes; {} threads dispatch {} events with no key,",
             p.threads,
-            p.events,
+            thousands(p.events),
         );
         say!(
             "       timed whole (Router::dispatch). Node {} takes {} µs an event, the others {} µs;",
@@ -170,6 +170,19 @@ impl Tails {
         say!("  fast-only   p99 of the events a fast replica served: preemption, waits for a busy daemon");
         say!("  all-fast    the strategy's own p99 with every replica fast");
         say!("  no key      ConsistentHash is round robin; Adaptive its weighted schedule checked by cost");
+        let cut: Vec<u64> = (self.runs())
+            .filter(|r| r.dispatched < p.events)
+            .map(|r| r.dispatched)
+            .collect();
+        if let Some(fewest) = cut.iter().min() {
+            say!(
+                "  cut short   {} of {} runs ran out of time ({} µs an event), the shortest after {} events",
+                cut.len(),
+                2 * self.all_fast.len(),
+                TIME_PER_EVENT.as_micros(),
+                thousands(*fewest),
+            );
+        }
         if let Some(load) = load_average() {
             say!(
                 "  machine     load average {load:.2} (1 min) on {} cores; on a busy machine preemption reaches p99",
@@ -238,6 +251,13 @@ impl Tails {
             ("tails_all_fast_p99_us", json!(us(&pooled, 0.99))),
             ("tails_goals", json!(goals)),
             ("tails_events_per_strategy", json!(self.plan.events)),
+            (
+                "tails_runs_cut_short",
+                json!(self
+                    .runs()
+                    .filter(|r| r.dispatched < self.plan.events)
+                    .count()),
+            ),
             ("tails_threads", json!(self.plan.threads)),
             ("tails_slow_node", json!(self.slow_node)),
             ("tails_flaky_replica", json!(self.flaky)),
