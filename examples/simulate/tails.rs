@@ -103,8 +103,8 @@ pub(crate) struct Plan {
 }
 
 /// A run stops after this much time per planned event, its events
-/// dispatched or not: twice what round robin (the slowest here, 31 µs an
-/// event over two threads) takes on an idle machine, so the phase stays
+/// dispatched or not: 1.6 times what round robin (the slowest here, 31 µs
+/// an event over two threads) needs on an idle machine, so the phase stays
 /// within about 5 s at the default even on a busy machine.
 pub(crate) const TIME_PER_EVENT: Duration = Duration::from_micros(50);
 

@@ -119,7 +119,7 @@ impl Tails {
         let p = &self.plan;
         say!();
         say!(
-            "tails: per strategy, 4 replicas on 4 nodes; {} threads dispatch {} events with no key,",
+            "tails: per strategy, 4 replicas on 4 nodes; {} threads dispatch up to {} events with no key,",
             p.threads,
             thousands(p.events),
         );
