@@ -124,8 +124,8 @@ fn failover(c: &mut Criterion) {
         let part = format!("{groups} groups");
         let mut group = c.benchmark_group(format!("failover/{groups}_groups"));
         group.sampling_mode(SamplingMode::Flat);
-        // Criterion times `step` (one timed call and its untimed partner,
-        // each filed on its own) `iters` times.
+        // Criterion's figure is the first call of each `step` (its partner
+        // undoes it); every call of both is filed for the percentiles.
         let mut bench = |name: &str, mut step: Box<dyn FnMut() -> Duration + '_>| {
             measure_n(
                 &mut group,
