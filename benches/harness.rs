@@ -437,6 +437,13 @@ pub(crate) fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// The `q`-quantile (0 to 1) of `times`, in ns; sorts them.
+pub(crate) fn quantile_ns(times: &mut [Duration], q: f64) -> f64 {
+    times.sort();
+    let at = ((times.len() - 1) as f64 * q).round() as usize;
+    times[at].as_nanos() as f64
+}
+
 /// Prints `table` as markdown: per scenario and variant, the time of each
 /// implementation (`ours`, `others`, then `shown`), then `ours ÷ other` for
 /// each of `ours` against each of `others` (implementations that did not run

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use replica_router::*;
 
-use crate::harness;
+use crate::harness::{self, fmt_ns, quantile_ns};
 
 /// Counts the bytes currently allocated, over every thread.
 struct Counting;
@@ -166,5 +166,38 @@ pub(crate) fn lifecycle(groups: u32) -> Lifecycle {
         bytes_per_group,
         bytes_left,
         bytes_left_after_shutdown: live() - before - own,
+    }
+}
+
+impl Lifecycle {
+    /// Prints the part's table and byte counts as markdown.
+    pub(crate) fn print(&self) {
+        let groups = self.groups;
+        println!("\n### {groups} groups of 3 (RoundRobin) spawned, then removed, in one runtime\n");
+        let mean = |c: &[Duration]| {
+            fmt_ns(c.iter().sum::<Duration>().as_nanos() as f64 / c.len().max(1) as f64)
+        };
+        println!("| call | mean | median | p99 | mean per tenth of the calls, first to last |");
+        println!("|---|---|---|---|---|");
+        for (call, times) in [("spawn", &self.spawns), ("remove", &self.removes)] {
+            let tenths: Vec<String> = times.chunks(times.len().div_ceil(10)).map(mean).collect();
+            let mut sorted = times.clone();
+            println!(
+                "| {call} | {} | {} | {} | {} |",
+                mean(times),
+                fmt_ns(quantile_ns(&mut sorted, 0.5)),
+                fmt_ns(quantile_ns(&mut sorted, 0.99)),
+                tenths.join(" · "),
+            );
+        }
+        println!("\n- bytes per live group: {:.0}", self.bytes_per_group);
+        println!(
+            "- bytes left after every group was removed: {}",
+            self.bytes_left
+        );
+        println!(
+            "- bytes left after the runtime shut down: {} (negative: the runtime's own state went too)",
+            self.bytes_left_after_shutdown
+        );
     }
 }

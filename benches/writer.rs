@@ -54,10 +54,6 @@ const SPAWNED: [Strategy; 3] = [
     Strategy::Adaptive,
 ];
 
-fn writer_criterion() -> Criterion {
-    harness::criterion().sample_size(SAMPLES)
-}
-
 /// Every call timed on its own, by (part, operation), for the percentiles.
 static CALLS: Mutex<BTreeMap<(String, String), Vec<Duration>>> = Mutex::new(BTreeMap::new());
 
@@ -76,9 +72,7 @@ fn time<T>(part: &str, op: &str, f: impl FnOnce() -> T) -> (T, Duration) {
 fn quantile(part: &str, op: &str, q: f64) -> Option<f64> {
     let calls = CALLS.lock().unwrap();
     let mut times = calls.get(&(part.to_owned(), op.to_owned()))?.clone();
-    times.sort();
-    let at = ((times.len() - 1) as f64 * q).round() as usize;
-    Some(times[at].as_nanos() as f64)
+    Some(harness::quantile_ns(&mut times, q))
 }
 
 /// "median / p99" of (`part`, `op`), or "–".
@@ -298,7 +292,7 @@ fn main() {
         Err(_) => 1_000,
     };
     let lifecycle = memory::lifecycle(lifecycle_groups);
-    let mut c = writer_criterion();
+    let mut c = harness::criterion().sample_size(SAMPLES);
     failover(&mut c);
     table_build(&mut c);
     c.final_summary();
@@ -357,39 +351,7 @@ fn main() {
         println!("| {threads} | {rate:.0} |");
     }
 
-    println!(
-        "\n### {} groups of 3 (RoundRobin) spawned, then removed, in one runtime\n",
-        lifecycle.groups
-    );
-    let stats = |calls: &[Duration]| {
-        let mut sorted = calls.to_vec();
-        sorted.sort();
-        let mean = |c: &[Duration]| {
-            fmt_ns(c.iter().sum::<Duration>().as_nanos() as f64 / c.len().max(1) as f64)
-        };
-        let tenths: Vec<String> = calls.chunks(calls.len().div_ceil(10)).map(mean).collect();
-        format!(
-            "{} | {} | {} | {} |",
-            mean(calls),
-            fmt_ns(sorted[sorted.len() / 2].as_nanos() as f64),
-            fmt_ns(sorted[(sorted.len() - 1) * 99 / 100].as_nanos() as f64),
-            tenths.join(" · "),
-        )
-    };
-    println!("| call | mean | median | p99 | mean per tenth of the calls, first to last |");
-    println!("|---|---|---|---|---|");
-    println!("| spawn | {}", stats(&lifecycle.spawns));
-    println!("| remove | {}", stats(&lifecycle.removes));
-    println!();
-    println!("- bytes per live group: {:.0}", lifecycle.bytes_per_group);
-    println!(
-        "- bytes left after every group was removed: {}",
-        lifecycle.bytes_left
-    );
-    println!(
-        "- bytes left after the runtime shut down: {}",
-        lifecycle.bytes_left_after_shutdown
-    );
+    lifecycle.print();
 
     println!("\n### Memory\n");
     for line in memory {
