@@ -37,14 +37,15 @@ pub(crate) fn note_removal() {
 pub(crate) const WAYS: usize = 8;
 
 struct Entry {
+    /// The group's uid; 0 is never one.
+    uid: u64,
     cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
     state: PickState,
     last_used: u64,
 }
 
-/// One thread's cache. `uids[i]` tags `entries[i]`; 0 is never a group uid.
+/// One thread's cache.
 struct Ways {
-    uids: [u64; WAYS],
     entries: [Option<Entry>; WAYS],
     /// The way hit last: checked first, so a thread on one group compares once.
     recent: usize,
@@ -59,7 +60,6 @@ struct Ways {
 impl Ways {
     const fn new() -> Self {
         Ways {
-            uids: [0; WAYS],
             entries: [const { None }; WAYS],
             recent: 0,
             clock: 0,
@@ -78,11 +78,10 @@ impl Ways {
             self.sweep(removals);
         }
         let recent = self.recent % WAYS;
-        if self.uids[recent] != uid {
-            self.switch(uid, roster);
+        if matches!(&self.entries[recent], Some(entry) if entry.uid == uid) {
+            return self.entries[recent].as_mut();
         }
-        // A tagged way always holds an entry; `None` would only send the
-        // route down the uncached path.
+        self.switch(uid, roster);
         self.entries[self.recent % WAYS].as_mut()
     }
 
@@ -95,7 +94,8 @@ impl Ways {
         if let Some(left) = &mut self.entries[self.recent % WAYS] {
             left.last_used = self.clock;
         }
-        self.recent = match self.uids.iter().position(|&u| u == uid) {
+        let cached = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.uid == uid);
+        self.recent = match self.entries.iter().position(cached) {
             Some(way) => way,
             None => self.fill(uid, roster),
         };
@@ -109,7 +109,6 @@ impl Ways {
             if let Some(entry) = &mut self.entries[way] {
                 if entry.cache.load().is_removed() {
                     self.entries[way] = None;
-                    self.uids[way] = 0;
                 }
             }
         }
@@ -123,8 +122,8 @@ impl Ways {
         if self.seed == 0 {
             self.seed = fresh_seed() | 1;
         }
-        self.uids[way] = uid;
         self.entries[way] = Some(Entry {
+            uid,
             cache: Cache::new(Arc::clone(roster)),
             state: PickState::new(mix64(self.seed ^ uid)),
             last_used: 0,
