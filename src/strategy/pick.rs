@@ -7,7 +7,7 @@ use super::pool::{Pool, Tier};
 use super::{adaptive, consistent, least, random, rotation, weighted};
 use super::{PickState, Strategy};
 use crate::context::RequestContext;
-use crate::sync::{coarse_ms, coarse_now};
+use crate::sync::coarse_now;
 
 /// The request's tag requirements, resolved against one tier.
 #[derive(Debug)]
@@ -304,14 +304,14 @@ fn pick_cheaper_of_two<'r>(
     ctx: &RequestContext,
     state: &mut PickState,
 ) -> Option<&'r Candidate> {
-    let (now, decay) = (coarse_ms(), tier.tuning.decay);
+    let decay = tier.tuning.decay;
     let PickState { cursor, rng } = state;
     if is_plain(ctx) {
         let all = tier.candidates.all();
-        return least::cheaper_of_two(all, cursor, rng, circuit_admits, now, decay);
+        return least::cheaper_of_two(all, cursor, rng, circuit_admits, decay);
     }
     pick_filtered(tier, ctx, |set, _, admit| {
-        least::cheaper_of_two(set, cursor, rng, admit, now, decay)
+        least::cheaper_of_two(set, cursor, rng, admit, decay)
     })
 }
 
@@ -344,12 +344,12 @@ fn pick_adaptive<'r>(
     }
     let PickState { cursor, rng } = state;
     let (schedule, all) = (&tier.tables.schedule, tier.candidates.all());
-    let cost = least::latency_cost(coarse_ms(), tier.tuning.decay);
+    let decay = tier.tuning.decay;
     if is_plain(ctx) {
-        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits, cost);
+        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits, decay);
     }
     pick_filtered(tier, ctx, |set, zone, admit| {
-        adaptive::pick(schedule, all, set, zone, cursor, rng, admit, cost)
+        adaptive::pick(schedule, all, set, zone, cursor, rng, admit, decay)
     })
 }
 

@@ -142,8 +142,15 @@ impl ReplicaStats {
     /// replica that was slow once is tried again). 0 before any measurement.
     #[inline]
     pub(crate) fn latency_at(&self, now_ms: u32, decay: Decay) -> f32 {
-        let (estimate, at) = unpack(self.latency.load(Ordering::Relaxed));
+        let (estimate, at) = self.latency();
         estimate * decay.weight(now_ms.wrapping_sub(at))
+    }
+
+    /// The latency estimate as last updated, in nanoseconds, and when, on
+    /// the coarse clock (0 and 0 before any measurement).
+    #[inline]
+    pub(crate) fn latency(&self) -> (f32, u32) {
+        unpack(self.latency.load(Ordering::Relaxed))
     }
 
     /// `load + 10 × error_rate` as of the last processed event.
