@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use replica_router::cluster::schema::NodeRecord;
-use replica_router::cluster::{ClusterError, ClusterRuntime};
+use replica_router::cluster::ClusterRuntime;
 use replica_router::{NodeInfo, Strategy};
 
 use crate::zone;
@@ -93,19 +93,46 @@ pub(crate) fn spawn_groups(observer: &Arc<ClusterRuntime>, groups: u32, replicas
     run_all(calls, 16).into_iter().filter(|ok| *ok).count() as u32
 }
 
-/// Writes `count` rescales (each a revision of its own), alternating each
-/// group between 2 and 3 replicas, `parallel` at a time.
-pub(crate) fn rescale(observer: &Arc<ClusterRuntime>, group_ids: &[u32], count: u64) -> u64 {
-    let calls = (0..count).map(|i| {
-        let observer = Arc::clone(observer);
-        let gid = group_ids[i as usize % group_ids.len()];
-        let n = 2 + ((i / group_ids.len() as u64) % 2) as u8;
-        async move {
-            let r: Result<(), ClusterError> = observer.scale_group_async(gid, n).await;
-            r.is_ok()
+/// Writes `count` rescales straight to etcd, each a revision of its own,
+/// `parallel` at a time, without waiting for any process to apply them:
+/// each group alternates between 2 and 3 replicas. The stored records are
+/// reused with their `replica_count` changed (the seed stays sealed, bound
+/// to its key). Returns how many were written.
+pub(crate) fn rescale(endpoint: &str, prefix: &str, count: u64) -> u64 {
+    let (endpoint, prefix) = (endpoint.to_owned(), prefix.to_owned());
+    tokio().block_on(async move {
+        let Ok(mut client) = etcd_client::Client::connect([endpoint], None).await else {
+            return 0;
+        };
+        let all = etcd_client::GetOptions::new().with_prefix();
+        let Ok(stored) = client.get(format!("{prefix}/groups/"), Some(all)).await else {
+            return 0;
+        };
+        let records: Vec<(Vec<u8>, serde_json::Value)> = stored
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key().to_vec(), serde_json::from_slice(kv.value()).ok()?)))
+            .collect();
+        if records.is_empty() {
+            return 0;
         }
-    });
-    run_all(calls, 64).into_iter().filter(|ok| *ok).count() as u64
+        let mut set = tokio::task::JoinSet::new();
+        let mut written = 0;
+        for i in 0..count {
+            let (key, record) = &records[i as usize % records.len()];
+            let mut record = record.clone();
+            record["replica_count"] = (2 + (i / records.len() as u64) % 2).into();
+            let (mut c, key) = (client.clone(), key.clone());
+            if set.len() >= 256 {
+                written += u64::from(matches!(set.join_next().await, Some(Ok(true))));
+            }
+            set.spawn(async move { c.put(key, record.to_string(), None).await.is_ok() });
+        }
+        while let Some(r) = set.join_next().await {
+            written += u64::from(matches!(r, Ok(true)));
+        }
+        written
+    })
 }
 
 /// Runs the futures with at most `parallel` in flight.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
 
 use super::checkpoint::Checkpoint;
 use super::connection::Jobs;
@@ -162,11 +162,17 @@ async fn write_checkpoint(
 ) {
     if !designated {
         tokio::time::sleep(options.lease_ttl * 2 + Duration::from_secs(1)).await;
-        let exists = client
-            .get(key.clone(), Some(GetOptions::new().with_count_only()))
+        // Written already, or a newer one (which deleted it)?
+        let newest = GetOptions::new()
+            .with_prefix()
+            .with_keys_only()
+            .with_sort(SortTarget::Key, SortOrder::Descend)
+            .with_limit(1);
+        let covered = client
+            .get(checkpoints_prefix(&options.prefix), Some(newest))
             .await
-            .map(|r| r.count() > 0);
-        if !matches!(exists, Ok(false)) {
+            .map(|r| r.kvs().first().is_some_and(|kv| kv.key() >= key.as_bytes()));
+        if !matches!(covered, Ok(false)) {
             return;
         }
         tracing::info!(key, "the designated writer wrote no checkpoint; writing it");

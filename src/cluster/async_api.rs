@@ -1,6 +1,7 @@
-//! The async twins of the blocking calls: each runs its blocking twin on a
-//! short-lived thread of its own and awaits the answer, so the caller's
-//! executor (tokio or any other) never blocks.
+//! The async twins of the blocking calls. Writes run on the connection
+//! thread and answer over a oneshot channel; `join_async` and
+//! `observe_async` run their blocking twins on a short-lived thread. Either
+//! way the caller's executor (tokio or any other) never blocks.
 
 use std::sync::Arc;
 
@@ -49,8 +50,11 @@ impl ClusterRuntime {
         replica_count: u8,
         strategy: Strategy,
     ) -> Result<Arc<ReplicaGroup>, ClusterError> {
-        let (inner, kind) = (Arc::clone(&self.inner), kind.to_owned());
-        off_thread(move || inner.spawn_group(&kind, seed, replica_count, strategy)).await
+        let (group_id, write) = self
+            .inner
+            .intent_write(kind, seed, replica_count, strategy)?;
+        self.inner.write_async(write).await?;
+        self.inner.spawned(group_id)
     }
 
     /// [`scale_group`](Self::scale_group), without blocking the executor.
@@ -59,13 +63,14 @@ impl ClusterRuntime {
         group_id: u32,
         replica_count: u8,
     ) -> Result<(), ClusterError> {
-        let inner = Arc::clone(&self.inner);
-        off_thread(move || inner.scale_group(group_id, replica_count)).await
+        let write = self.inner.scale_write(group_id, replica_count)?;
+        self.inner.write_async(write).await?;
+        self.inner.scaled(group_id, replica_count)
     }
 
     /// [`remove_group`](Self::remove_group), without blocking the executor.
     pub async fn remove_group_async(&self, group_id: u32) -> Result<(), ClusterError> {
-        let inner = Arc::clone(&self.inner);
-        off_thread(move || inner.remove_group(group_id)).await
+        let write = self.inner.remove_write(group_id)?;
+        self.inner.write_async(write).await
     }
 }

@@ -73,6 +73,25 @@ impl Jobs {
             .unwrap_or(Err(ClusterError::Closed))
     }
 
+    /// Runs one request and awaits its answer, at most `within`, on any
+    /// executor.
+    pub(crate) async fn call_within_async<T, F, Fut>(
+        &self,
+        within: Duration,
+        f: F,
+    ) -> Result<T, ClusterError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, ClusterError>> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn(move |client| async move {
+            let _ = tx.send(bounded(within, f(client)).await);
+        })?;
+        rx.await.unwrap_or(Err(ClusterError::Closed))
+    }
+
     /// Runs one request within the options' timeout, blocking.
     pub(crate) fn call<T, F, Fut>(&self, f: F) -> Result<T, ClusterError>
     where

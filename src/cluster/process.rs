@@ -179,19 +179,25 @@ impl ClusterRuntime {
         replica_count: u8,
         strategy: Strategy,
     ) -> Result<Arc<ReplicaGroup>, ClusterError> {
-        self.inner.spawn_group(kind, seed, replica_count, strategy)
+        let (group_id, write) = self
+            .inner
+            .intent_write(kind, seed, replica_count, strategy)?;
+        self.inner.write(write)?;
+        self.inner.spawned(group_id)
     }
 
     /// Rescales group `group_id` in every process.
     pub fn scale_group(&self, group_id: u32, replica_count: u8) -> Result<(), ClusterError> {
-        self.inner.scale_group(group_id, replica_count)
+        self.inner
+            .write(self.inner.scale_write(group_id, replica_count)?)?;
+        self.inner.scaled(group_id, replica_count)
     }
 
     /// Removes group `group_id` in every process: deletes its intent, and
     /// every process removes the group ([`ReplicaGroup::remove`]) at the
     /// revision of the delete.
     pub fn remove_group(&self, group_id: u32) -> Result<(), ClusterError> {
-        self.inner.remove_group(group_id)
+        self.inner.write(self.inner.remove_write(group_id)?)
     }
 
     /// The group with this id, if the cluster has it.
@@ -258,13 +264,14 @@ impl Inner {
         self.published.wait_for(revision, timeout)
     }
 
-    pub(crate) fn spawn_group(
+    /// The write of a new group's intent, checked and sealed.
+    pub(crate) fn intent_write(
         &self,
         kind: &str,
         seed: [u8; 32],
         replica_count: u8,
         strategy: Strategy,
-    ) -> Result<Arc<ReplicaGroup>, ClusterError> {
+    ) -> Result<(u32, Write), ClusterError> {
         if replica_count == 0 {
             return Err(ClusterError::Refused(
                 "invalid config: replica_count must be at least 1".into(),
@@ -277,49 +284,85 @@ impl Inner {
             replica_count,
             strategy,
         };
-        self.put_intent(group_id, &intent)?;
-        self.published
-            .group(group_id)
-            .ok_or_else(|| self.refusal(group_id, "group not spawned"))
+        Ok((group_id, self.sealed(group_id, &intent)?))
     }
 
-    pub(crate) fn scale_group(&self, group_id: u32, replica_count: u8) -> Result<(), ClusterError> {
-        let group = self
-            .published
-            .group(group_id)
-            .ok_or(ClusterError::UnknownGroup(group_id))?;
+    /// The write that rescales group `group_id`.
+    pub(crate) fn scale_write(
+        &self,
+        group_id: u32,
+        replica_count: u8,
+    ) -> Result<Write, ClusterError> {
         let intent = self
             .published
             .intent(group_id)
             .ok_or(ClusterError::UnknownGroup(group_id))?;
-        self.put_intent(
+        self.sealed(
             group_id,
             &Intent {
                 replica_count,
                 ..intent
             },
-        )?;
-        if group.replica_count() == replica_count {
-            Ok(())
-        } else {
-            Err(self.refusal(group_id, "not rescaled"))
-        }
+        )
     }
 
-    pub(crate) fn remove_group(&self, group_id: u32) -> Result<(), ClusterError> {
+    /// The write that removes group `group_id`.
+    pub(crate) fn remove_write(&self, group_id: u32) -> Result<Write, ClusterError> {
         if self.published.group(group_id).is_none() {
             return Err(ClusterError::UnknownGroup(group_id));
         }
+        Ok(Write {
+            key: group_key(&self.options.prefix, group_id),
+            value: None,
+        })
+    }
+
+    fn sealed(&self, group_id: u32, intent: &Intent) -> Result<Write, ClusterError> {
+        let secret = self.options.secret.as_ref().ok_or(ClusterError::NoSecret)?;
         let key = group_key(&self.options.prefix, group_id);
-        let options = self.options.clone();
-        let revision = self.connection.jobs().call(move |mut client| async move {
-            let response = client
-                .delete(key, None)
-                .await
-                .map_err(|e| classify(&options, &e))?;
-            Ok(response.header().map_or(0, |h| h.revision()))
-        })?;
-        self.await_applied(revision)
+        let value = encode_intent(secret, &key, intent);
+        Ok(Write {
+            key,
+            value: Some(value),
+        })
+    }
+
+    /// The group `group_id` once its intent was applied.
+    pub(crate) fn spawned(&self, group_id: u32) -> Result<Arc<ReplicaGroup>, ClusterError> {
+        self.published
+            .group(group_id)
+            .ok_or_else(|| self.refusal(group_id, "group not spawned"))
+    }
+
+    /// Whether group `group_id` has `replica_count` replicas after its
+    /// rescale was applied.
+    pub(crate) fn scaled(&self, group_id: u32, replica_count: u8) -> Result<(), ClusterError> {
+        match self.published.group(group_id) {
+            Some(group) if group.replica_count() == replica_count => Ok(()),
+            Some(_) => Err(self.refusal(group_id, "not rescaled")),
+            None => Err(ClusterError::UnknownGroup(group_id)),
+        }
+    }
+
+    /// Writes and waits until this process applied the write, blocking.
+    pub(crate) fn write(&self, write: Write) -> Result<(), ClusterError> {
+        let (options, published) = (self.options.clone(), Arc::clone(&self.published));
+        let within = APPLY_TIMEOUT + self.options.timeout;
+        self.connection.jobs().call_within(within, move |client| {
+            write.apply(client, options, published)
+        })
+    }
+
+    /// Writes and awaits until this process applied the write.
+    pub(crate) async fn write_async(&self, write: Write) -> Result<(), ClusterError> {
+        let (options, published) = (self.options.clone(), Arc::clone(&self.published));
+        let within = APPLY_TIMEOUT + self.options.timeout;
+        self.connection
+            .jobs()
+            .call_within_async(within, move |client| {
+                write.apply(client, options, published)
+            })
+            .await
     }
 
     fn refusal(&self, group_id: u32, otherwise: &str) -> ClusterError {
@@ -329,24 +372,37 @@ impl Inner {
                 .unwrap_or_else(|| otherwise.to_owned()),
         )
     }
+}
 
-    fn put_intent(&self, group_id: u32, intent: &Intent) -> Result<(), ClusterError> {
-        let secret = self.options.secret.as_ref().ok_or(ClusterError::NoSecret)?;
-        let key = group_key(&self.options.prefix, group_id);
-        let value = encode_intent(secret, &key, intent);
-        let options = self.options.clone();
-        let revision = self.connection.jobs().call(move |mut client| async move {
-            let response = client
-                .put(key, value, None)
+/// One write of the cluster's state: a put, or a delete when `value` is
+/// `None`.
+pub(crate) struct Write {
+    key: String,
+    value: Option<Vec<u8>>,
+}
+
+impl Write {
+    /// Writes, then waits until `published` says this process applied it.
+    /// Runs on the connection thread.
+    async fn apply(
+        self,
+        mut client: etcd_client::Client,
+        options: ClusterOptions,
+        published: Arc<Published>,
+    ) -> Result<(), ClusterError> {
+        let header = match self.value {
+            Some(value) => client
+                .put(self.key, value, None)
                 .await
-                .map_err(|e| classify(&options, &e))?;
-            Ok(response.header().map_or(0, |h| h.revision()))
-        })?;
-        self.await_applied(revision)
-    }
-
-    fn await_applied(&self, revision: i64) -> Result<(), ClusterError> {
-        if self.wait_for_revision(revision, APPLY_TIMEOUT) {
+                .map(|r| r.header().cloned()),
+            None => client
+                .delete(self.key, None)
+                .await
+                .map(|r| r.header().cloned()),
+        }
+        .map_err(|e| classify(&options, &e))?;
+        let revision = header.map_or(0, |h| h.revision());
+        if published.wait_for_async(revision, APPLY_TIMEOUT).await {
             Ok(())
         } else {
             Err(ClusterError::NotApplied {

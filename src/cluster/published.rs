@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
 
 use super::schema::Intent;
 use super::status::{ClusterStatus, FeedStats};
@@ -29,6 +30,8 @@ pub(crate) struct Published {
     /// Asks the watcher for a progress notification.
     pub(crate) progress_wanted: tokio::sync::Notify,
     reconnects: AtomicU64,
+    /// Callers waiting for a revision to be applied, by revision.
+    waiters: Mutex<BTreeMap<i64, Vec<oneshot::Sender<()>>>>,
 }
 
 impl Published {
@@ -98,6 +101,44 @@ impl Published {
         let _guard = self.caught_up_lock.lock();
         self.caught_up.fetch_max(revision, Ordering::AcqRel);
         self.applied.notify_all();
+        let mut waiters = self.waiters.lock();
+        let later = waiters.split_off(&(revision + 1));
+        for waiter in std::mem::replace(&mut *waiters, later)
+            .into_values()
+            .flatten()
+        {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Fires once every change up to `revision` was applied.
+    pub(crate) fn applied(&self, revision: i64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let _guard = self.caught_up_lock.lock();
+        if self.caught_up() >= revision {
+            let _ = tx.send(());
+        } else {
+            self.waiters.lock().entry(revision).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Awaits `applied(revision)`, asking etcd for progress meanwhile;
+    /// `false` on timeout. Runs on the connection thread.
+    pub(crate) async fn wait_for_async(&self, revision: i64, timeout: Duration) -> bool {
+        let mut applied = self.applied(revision);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                done = &mut applied => return done.is_ok(),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    self.progress_wanted.notify_one();
+                }
+            }
+        }
     }
 
     pub(crate) fn caught_up(&self) -> i64 {

@@ -21,6 +21,10 @@ use super::ClusterOptions;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The largest message accepted from etcd: a catch-up watch response or a
+/// checkpoint can pass gRPC's default of 4 MiB.
+pub(crate) const MAX_MESSAGE: usize = 64 << 20;
+
 /// How long a joining process keeps looking for a checkpoint newer than
 /// etcd's compaction.
 pub(crate) const START_PATIENCE: Duration = Duration::from_secs(10);
@@ -106,6 +110,8 @@ impl Watcher {
             .with_sort(SortTarget::Key, SortOrder::Descend)
             .with_limit(1);
         let response = client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
             .get(prefix, Some(newest))
             .await
             .map_err(|e| classify(&self.options, &e))?;
@@ -178,8 +184,11 @@ impl Watcher {
         let options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(*next)
-            .with_progress_notify();
+            .with_progress_notify()
+            .with_fragment();
         let mut stream = client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE)
             .watch(watch_prefix(&self.options.prefix), Some(options))
             .await
             .map_err(|e| e.to_string())?;
