@@ -28,7 +28,7 @@ use replica_router_testkit::etcd::{EtcdConfig, LocalEtcd};
 use replica_router_testkit::support::Echo;
 
 use node::NodeProcess;
-use report::{identical_at, ms, until, Timeline};
+use report::{compact, identical_at, ms, timed_join, until, Timeline};
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -366,41 +366,5 @@ fn coordinator(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
-}
-
-/// A new observer's join time, and whether it then holds the rosters
-/// `observer` holds at the same revision.
-fn timed_join(
-    options: &ClusterOptions,
-    observer: &ClusterRuntime,
-) -> Result<(Duration, bool), Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let joiner = ClusterRuntime::observe(options.clone(), register)?;
-    let took = started.elapsed();
-    let now = joiner.etcd_revision()?;
-    let same = until(Duration::from_secs(10), || {
-        let (a, b) = (joiner.status(), observer.status());
-        a.applied_revision >= now
-            && a.applied_revision == b.applied_revision
-            && a.digest == b.digest
-    })
-    .is_some();
-    Ok((
-        took,
-        same && joiner.status().feed.checkpoint_mismatches == 0,
-    ))
-}
-
-/// Compacts etcd keeping `keep` revisions, as its revision auto-compaction
-/// does (every five minutes; at once here).
-fn compact(endpoint: &str, keep: i64) -> Result<i64, Box<dyn std::error::Error>> {
-    let endpoint = endpoint.to_owned();
-    load::tokio().block_on(async move {
-        let mut c = etcd_client::Client::connect([endpoint], None).await?;
-        let now = c.get("/", None).await?.header().map_or(0, |h| h.revision());
-        let at = (now - keep).max(1);
-        c.compact(at, None).await?;
-        Ok(at)
     })
 }

@@ -70,11 +70,7 @@ impl NodeProcess {
     }
 
     pub(crate) fn status(&self) -> Option<Status> {
-        let [revision, digest, applied, duplicates, restored_from] =
-            self.process.last_report()?[..]
-        else {
-            return None;
-        };
+        let [revision, digest, applied, duplicates, restored_from] = self.process.last_array()?;
         Some(Status {
             revision: revision as i64,
             digest,

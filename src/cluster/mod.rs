@@ -98,6 +98,7 @@ mod seal;
 mod state;
 mod status;
 mod watcher;
+mod write;
 
 pub use error::ClusterError;
 pub use member::NodeMembership;

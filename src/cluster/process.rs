@@ -16,6 +16,7 @@ use super::published::Published;
 use super::schema::{encode_intent, group_key, Intent};
 use super::status::ClusterStatus;
 use super::watcher::Watcher;
+use super::write::Write;
 use crate::identity::group_id_of;
 use crate::{DaemonRuntime, NodeInfo, ReplicaGroup, RuntimeError, Strategy};
 
@@ -371,44 +372,5 @@ impl Inner {
                 .rejection(group_id)
                 .unwrap_or_else(|| otherwise.to_owned()),
         )
-    }
-}
-
-/// One write of the cluster's state: a put, or a delete when `value` is
-/// `None`.
-pub(crate) struct Write {
-    key: String,
-    value: Option<Vec<u8>>,
-}
-
-impl Write {
-    /// Writes, then waits until `published` says this process applied it.
-    /// Runs on the connection thread.
-    async fn apply(
-        self,
-        mut client: etcd_client::Client,
-        options: ClusterOptions,
-        published: Arc<Published>,
-    ) -> Result<(), ClusterError> {
-        let header = match self.value {
-            Some(value) => client
-                .put(self.key, value, None)
-                .await
-                .map(|r| r.header().cloned()),
-            None => client
-                .delete(self.key, None)
-                .await
-                .map(|r| r.header().cloned()),
-        }
-        .map_err(|e| classify(&options, &e))?;
-        let revision = header.map_or(0, |h| h.revision());
-        if published.wait_for_async(revision, APPLY_TIMEOUT).await {
-            Ok(())
-        } else {
-            Err(ClusterError::NotApplied {
-                revision,
-                waited: APPLY_TIMEOUT,
-            })
-        }
     }
 }

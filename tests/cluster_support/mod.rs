@@ -111,10 +111,7 @@ impl Node {
 
     pub fn status(&self) -> Option<Status> {
         let [revision, digest, applied, restored_from, verified, mismatches] =
-            self.process.last_report()?[..]
-        else {
-            return None;
-        };
+            self.process.last_array()?;
         Some(Status {
             revision: revision as i64,
             digest,
