@@ -96,8 +96,10 @@ pub(crate) fn spawn(
                     }
                     published.set_status(caught_up, digest, feed.stats.clone());
                     last_publish = Instant::now();
+                    // Only now: whoever waited for a revision then finds
+                    // the status (and digest) of at least that revision.
+                    published.caught_up_to(caught_up);
                 }
-                published.caught_up_to(caught_up);
             }
         })
         .map(|_| ())
