@@ -63,10 +63,14 @@ pub(crate) fn spawn(
                     FeedInput::Restore(checkpoint) => match feed.restore(*checkpoint) {
                         Ok(effects) => effects,
                         Err(why) => {
+                            // Events applied on top of the empty state would
+                            // diverge: stay frozen, and say so.
                             tracing::error!(why, "checkpoint not restored");
+                            feed.stats.history_lost = true;
                             Vec::new()
                         }
                     },
+                    FeedInput::Events(_) if feed.stats.history_lost => Vec::new(),
                     FeedInput::Events(events) => {
                         let mut effects = Vec::new();
                         for e in &events {

@@ -19,6 +19,7 @@ use super::options::ClusterSecret;
 use super::schema::{strategy_from_name, strategy_name, Intent};
 use super::seal::{open, seal, Purpose, Sealed, NONCE_LEN};
 use super::state::{FeedState, NodeView};
+use super::status::FeedStats;
 use crate::control::{GroupSnapshot, NodeState, WriterState};
 use crate::NodeInfo;
 
@@ -260,8 +261,38 @@ impl OwnDigests {
         }
     }
 
-    pub(crate) fn get(&self, revision: i64) -> Option<&[u8; 32]> {
-        self.recent.get(&revision)
+    /// Opens a stored checkpoint and compares it with this process's own
+    /// digest at its revision, counting the outcome in `stats`.
+    pub(crate) fn verify(
+        &self,
+        secret: Option<&ClusterSecret>,
+        revision: i64,
+        key: &str,
+        value: &[u8],
+        stats: &mut FeedStats,
+    ) {
+        let encoded = match open_checkpoint(secret, key, value) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                stats.checkpoints_refused += 1;
+                tracing::warn!(revision, %e, "checkpoint refused");
+                return;
+            }
+        };
+        match self.recent.get(&revision) {
+            Some(own) if *own == Checkpoint::digest(&encoded) => stats.checkpoints_verified += 1,
+            Some(_) => {
+                stats.checkpoint_mismatches += 1;
+                tracing::error!(
+                    revision,
+                    "checkpoint differs from this process's state at its revision: processes disagree"
+                );
+            }
+            None => tracing::debug!(
+                revision,
+                "checkpoint from before this process's own, not verified"
+            ),
+        }
     }
 }
 
