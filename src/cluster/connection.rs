@@ -266,7 +266,9 @@ pub(crate) fn classify(options: &ClusterOptions, e: &etcd_client::Error) -> Clus
         "certificate",
         "tls",
         "handshake",
+        "alert",
         "unknownissuer",
+        "unknownca",
         "unknown ca",
         "pem",
     ];
