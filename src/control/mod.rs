@@ -23,3 +23,5 @@ pub(crate) use engine::{Engine, Phase};
 pub(crate) use node_table::{Hosting, NodeTable};
 #[cfg(feature = "etcd")]
 pub(crate) use snapshot::WriterState;
+#[cfg(feature = "etcd")]
+pub(crate) use snapshot::{GroupSnapshot, NodeState};
