@@ -12,17 +12,13 @@ use super::feed::Feed;
 use super::instance_id;
 use super::member::NodeMembership;
 use super::options::ClusterOptions;
-use super::published::Published;
+use super::published::{Published, APPLY_TIMEOUT};
 use super::schema::{encode_intent, group_key, Intent};
 use super::status::ClusterStatus;
 use super::watcher::Watcher;
 use super::write::Write;
 use crate::identity::group_id_of;
 use crate::{DaemonRuntime, NodeInfo, ReplicaGroup, RuntimeError, Strategy};
-
-/// How long `join`, `spawn_group`, `scale_group` and `remove_group` wait
-/// for this process to apply what they wrote.
-pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One router process of a cluster: a runtime whose nodes and groups come
 /// from etcd, in revision order.

@@ -15,6 +15,10 @@ use super::schema::Intent;
 use super::status::{ClusterStatus, FeedStats};
 use crate::ReplicaGroup;
 
+/// How long `join`, `spawn_group`, `scale_group` and `remove_group` wait
+/// for this process to apply what they wrote.
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Published {

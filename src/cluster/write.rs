@@ -7,8 +7,7 @@ use std::sync::Arc;
 use super::connection::classify;
 use super::error::ClusterError;
 use super::options::ClusterOptions;
-use super::process::APPLY_TIMEOUT;
-use super::published::Published;
+use super::published::{Published, APPLY_TIMEOUT};
 
 /// One write of the cluster's state: a put, or a delete when `value` is
 /// `None`.
