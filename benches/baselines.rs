@@ -21,16 +21,24 @@
 //! binary search), built once per roster. [`MutexGroup::route_rebuilding`] is
 //! the replaced design's consistent hashing, which rebuilt and sorted its
 //! ring on every call.
+//!
+//! [`SeedRuntime`] is the replaced design's route + deliver, for the dispatch
+//! benches: the group's mutex (a [`MutexGroup`] route), the registry (origin
+//! hash → `Arc<Mutex<Box<dyn MeshDaemon>>>`, behind one `RwLock` or in a
+//! `DashMap`), the daemon's mutex, and `process`.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use crossbeam_utils::CachePadded;
+use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use replica_router::Strategy;
+use replica_router::{DaemonError, Event, GroupError, MeshDaemon, RequestContext, Strategy};
 
 /// Virtual points per member on the consistent-hash ring (Ketama's count).
 const RING_POINTS: u64 = 160;
@@ -380,6 +388,13 @@ impl MutexGroup {
         pick(roster, key, st)
     }
 
+    /// [`MutexGroup::route`] with the seed's signature, the one a user's
+    /// loop calls: `Result<u64, GroupError>`.
+    #[inline]
+    pub(crate) fn route_event(&self, key: Option<u64>) -> Result<u64, GroupError> {
+        self.route(key).ok_or(GroupError::NoHealthyMember)
+    }
+
     /// The replaced design's consistent hashing: the ring rebuilt and sorted
     /// under the lock on every call.
     #[inline(never)]
@@ -465,5 +480,91 @@ impl Baseline for ArcSwapGroup {
     fn set_healthy(&self, index: usize, healthy: bool) {
         let next = self.roster.load().with_health(index, healthy);
         self.roster.store(Arc::new(next));
+    }
+}
+
+/// A daemon as the replaced design's registry holds it.
+pub(crate) type SeedDaemon = Arc<Mutex<Box<dyn MeshDaemon>>>;
+
+/// The replaced design's registry: origin hash → daemon. A delivery clones
+/// the daemon's `Arc` out and lets go of the registry before it processes.
+pub(crate) trait SeedRegistry: Default + Send + Sync {
+    fn insert(&self, origin_hash: u64, daemon: SeedDaemon);
+    fn get(&self, origin_hash: u64) -> Option<SeedDaemon>;
+}
+
+/// One `HashMap` (std's hasher) behind a `parking_lot::RwLock`.
+impl SeedRegistry for RwLock<HashMap<u64, SeedDaemon>> {
+    fn insert(&self, origin_hash: u64, daemon: SeedDaemon) {
+        self.write().insert(origin_hash, daemon);
+    }
+    #[inline]
+    fn get(&self, origin_hash: u64) -> Option<SeedDaemon> {
+        self.read().get(&origin_hash).cloned()
+    }
+}
+
+/// A `DashMap` (sharded `RwLock`s, std's hasher).
+impl SeedRegistry for DashMap<u64, SeedDaemon> {
+    fn insert(&self, origin_hash: u64, daemon: SeedDaemon) {
+        DashMap::insert(self, origin_hash, daemon);
+    }
+    #[inline]
+    fn get(&self, origin_hash: u64) -> Option<SeedDaemon> {
+        DashMap::get(self, &origin_hash).map(|d| Arc::clone(d.value()))
+    }
+}
+
+/// Why the replaced design's dispatch returned no outputs.
+#[derive(Debug)]
+pub(crate) enum SeedError {
+    Route(GroupError),
+    UnknownOrigin(u64),
+    Daemon(DaemonError),
+}
+
+/// The replaced design's route + deliver over registry `R`.
+pub(crate) struct SeedRuntime<R> {
+    /// The group: state behind its mutex, routed under the lock.
+    pub(crate) group: MutexGroup,
+    registry: R,
+}
+
+impl<R: SeedRegistry> SeedRuntime<R> {
+    /// A group over `origin_hashes` with `strategy`, each member's daemon
+    /// made by `daemon` and registered.
+    pub(crate) fn new(
+        origin_hashes: &[u64],
+        strategy: Strategy,
+        daemon: impl Fn() -> Box<dyn MeshDaemon>,
+    ) -> Self {
+        let registry = R::default();
+        for &origin_hash in origin_hashes {
+            registry.insert(origin_hash, Arc::new(Mutex::new(daemon())));
+        }
+        SeedRuntime {
+            group: MutexGroup::new(BaseRoster::new(origin_hashes.iter().copied(), strategy)),
+            registry,
+        }
+    }
+
+    /// Routes under the group's lock, finds the daemon in the registry,
+    /// locks it and processes `event`.
+    #[inline]
+    pub(crate) fn dispatch(
+        &self,
+        ctx: &RequestContext,
+        event: &Event,
+    ) -> Result<Vec<Bytes>, SeedError> {
+        let origin_hash = self
+            .group
+            .route_event(ctx.routing_key_hash())
+            .map_err(SeedError::Route)?;
+        let daemon = self
+            .registry
+            .get(origin_hash)
+            .ok_or(SeedError::UnknownOrigin(origin_hash))?;
+        let mut daemon = daemon.lock();
+        daemon.process(event).map_err(SeedError::Daemon)
     }
 }

@@ -95,8 +95,24 @@ pub(crate) fn contexts(keyed: bool) -> Vec<RequestContext> {
     }
 }
 
-/// 1 and 2 threads, and every core when the machine has more.
+/// The thread counts of the multi-threaded scenarios: `BENCH_THREADS` (a
+/// comma-separated list, e.g. `BENCH_THREADS=1,2,4,8,16` for a core-scaling
+/// curve in one command), else 1 and 2 threads, and every core when the
+/// machine has more.
 pub(crate) fn thread_counts() -> Vec<usize> {
+    if let Ok(list) = std::env::var("BENCH_THREADS") {
+        let counts: Vec<usize> = list
+            .split(',')
+            .map(|t| match t.trim().parse() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    panic!("BENCH_THREADS: `{t}` is not a thread count (e.g. BENCH_THREADS=1,2,4)")
+                }
+            })
+            .collect();
+        assert!(!counts.is_empty(), "BENCH_THREADS is empty");
+        return counts;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut counts = vec![1, 2];
     if cores > 2 {
@@ -141,7 +157,8 @@ pub(crate) fn per_thread(
 }
 
 /// One untimed call (fills this thread's caches), the barrier, then `iters`
-/// timed calls cycling through `inputs` (its length a power of two).
+/// timed calls cycling through `inputs` (its length a power of two), each
+/// input and each result passed through `black_box`.
 ///
 /// Returns the wall time, and also notes (see [`take_undisturbed`]) the wall
 /// time minus the time this thread sat runnable waiting for a CPU.
@@ -154,13 +171,22 @@ pub(crate) fn timed<I, T>(
 ) -> Duration {
     debug_assert!(inputs.len().is_power_of_two());
     black_box(f(&inputs[0]));
-    barrier.wait();
     let mask = inputs.len() - 1;
+    timed_loop(barrier, || {
+        for i in 0..iters as usize {
+            black_box(f(black_box(&inputs[i & mask])));
+        }
+    })
+}
+
+/// Waits on the barrier, then times `body` (a whole loop), noting its
+/// undisturbed time (see [`take_undisturbed`]); returns the wall time.
+#[inline(always)]
+pub(crate) fn timed_loop(barrier: &Barrier, body: impl FnOnce()) -> Duration {
+    barrier.wait();
     let waited = run_queue_wait_ns();
     let start = Instant::now();
-    for i in 0..iters as usize {
-        black_box(f(black_box(&inputs[i & mask])));
-    }
+    body();
     let end = Instant::now();
     let wall = end - start;
     let waited_after = run_queue_wait_ns();
@@ -175,6 +201,77 @@ pub(crate) fn timed<I, T>(
         Ordering::Relaxed,
     );
     wall
+}
+
+/// How a timed route loop consumes each result: the harness's own way, or
+/// as a user's loop does. The route benches' figures before issue 15 are
+/// [`Consume::Harness`]; a user's loop measured slower (see BENCHMARKS.md,
+/// "What a user's loop sees").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Consume {
+    /// [`timed`]: 1,024 contexts in turn, each through `black_box`; the
+    /// result turned into an `Option<u64>` (`.ok()`) and that through
+    /// `black_box`.
+    Harness,
+    /// A user's plain loop: one context, `.unwrap()` on every result, the
+    /// origin hashes summed (the sum goes through `black_box` once, after the
+    /// loop).
+    Unwrap,
+    /// A user's loop that keeps each result: one context, the whole
+    /// `Result` passed through `black_box` (so through memory).
+    BlackBox,
+}
+
+impl Consume {
+    pub(crate) const ALL: [Consume; 3] = [Consume::Harness, Consume::Unwrap, Consume::BlackBox];
+
+    /// A short name, for benchmark ids and table rows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Consume::Harness => "harness",
+            Consume::Unwrap => "unwrap",
+            Consume::BlackBox => "black_box",
+        }
+    }
+}
+
+/// Times `iters` calls of `route`, consumed as `consume` says; `ctxs[0]` is
+/// the one context of the user loops. One untimed call first, as [`timed`].
+#[inline(always)]
+pub(crate) fn timed_routes<E: std::fmt::Debug>(
+    consume: Consume,
+    iters: u64,
+    ctxs: &[RequestContext],
+    barrier: &Barrier,
+    mut route: impl FnMut(&RequestContext) -> Result<u64, E>,
+) -> Duration {
+    let ctx = &ctxs[0];
+    match consume {
+        Consume::Harness => timed(iters, ctxs, barrier, |c| route(c).ok()),
+        Consume::Unwrap => {
+            black_box(route(ctx).ok());
+            timed_loop(barrier, || {
+                let mut sum = 0u64;
+                for _ in 0..iters {
+                    sum = sum.wrapping_add(route(ctx).unwrap());
+                }
+                black_box(sum);
+            })
+        }
+        Consume::BlackBox => timed_calls(iters, barrier, || route(ctx)),
+    }
+}
+
+/// One untimed call, the barrier, then `iters` timed calls of `f`, each
+/// result passed through `black_box`: a user's loop that keeps every result.
+#[inline(always)]
+pub(crate) fn timed_calls<T>(iters: u64, barrier: &Barrier, mut f: impl FnMut() -> T) -> Duration {
+    black_box(f());
+    timed_loop(barrier, || {
+        for _ in 0..iters {
+            black_box(f());
+        }
+    })
 }
 
 /// The slowest thread's undisturbed time (ns) of the timed loops since the
@@ -338,6 +435,13 @@ pub(crate) fn fmt_ns(ns: f64) -> String {
     } else {
         format!("{ns:.1} ns")
     }
+}
+
+/// The `q`-quantile (0 to 1) of `times`, in ns; sorts them.
+pub(crate) fn quantile_ns(times: &mut [Duration], q: f64) -> f64 {
+    times.sort();
+    let at = ((times.len() - 1) as f64 * q).round() as usize;
+    times[at].as_nanos() as f64
 }
 
 /// Prints `table` as markdown: per scenario and variant, the time of each

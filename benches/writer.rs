@@ -1,98 +1,86 @@
 //! Writer-path benchmarks: what a change costs, measured through the public
-//! API (each call returns once its roster is published).
+//! API (each call returns once its roster is published, so a change is
+//! visible to every route when its call returns).
 //!
-//! `cargo bench --bench writer`. Three parts:
+//! `cargo bench --bench writer` (about 3 minutes on 2 cores;
+//! `BENCH_LIFECYCLE_GROUPS=10000` shrinks the 100,000-group part). Parts:
 //!
 //! - `failover/{1,100,10000}_groups`: runtime `node_failed` of a node hosting
 //!   one replica of every group (each replica moves to the one free node,
-//!   keeping its identity), group `on_node_failure` of one group, and
-//!   `scale_to` one up and one down, in a runtime holding that many groups of
-//!   3 round-robin replicas on 4 nodes; and a command that changes nothing
-//!   (`on_node_recovery` of an unknown node), the cost of the hand-off to the
-//!   writer thread alone.
+//!   keeping its identity), group `on_node_failure` and `on_node_recovery`
+//!   of one group, and `scale_to` one up and one down, in a runtime holding
+//!   that many groups of 3 round-robin replicas on 4 nodes; and a command
+//!   that changes nothing (`on_node_recovery` of an unknown node), the cost
+//!   of the hand-off to the writer thread alone. Every call is timed on its
+//!   own: the table gives the median and the 99th percentile per call.
+//! - `concurrent`: 1, 2, 4 and 8 threads, each alternately growing and
+//!   shrinking its own group (`scale_to` 4 / 3) for a fixed time: changes
+//!   applied per second, all threads together.
+//! - `spawn`: spawning a group of 3 replicas (`RoundRobin`, `ConsistentHash`,
+//!   `Adaptive`) and removing it again, each call timed.
 //! - `table_build/{3,64,255}_members`: one group with as many nodes as
 //!   members; member `k mod n`'s node reported failed (timed), then
 //!   recovered (untimed). No node is free, so each failure publishes a roster
 //!   whose healthy set is new (a different member is missing each time):
-//!   `ConsistentHash` builds a Maglev table for it, `RoundRobin` has none, so
+//!   `ConsistentHash` builds its table for it, `RoundRobin` has none, so
 //!   the difference of the two is the table build time.
-//! - memory: a counting global allocator measures the heap bytes retained
-//!   per group (everything: hosts, stats, identities, writer state, registry
-//!   entries, roster), and per roster version (a `Router` pins each group's
-//!   roster, a node failure publishes a new one, and the growth is divided by
-//!   the number of groups).
-//!
-//! The counting allocator adds one relaxed atomic add per allocation to the
-//! timed parts too.
+//! - memory (`memory.rs`, a counting global allocator): heap bytes retained
+//!   per group and per roster version, and 100,000 groups of 3 spawned,
+//!   routed once and removed in one runtime: time per spawn and per remove,
+//!   bytes per live group, bytes left after removal.
 
 #![allow(missing_docs)] // criterion's items and our helpers need no docs.
 
 mod harness;
+mod memory;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
-use harness::{fmt_ns, measure_n, result};
+use harness::{fmt_ns, measure_n};
 use replica_router::*;
-
-/// Counts the bytes currently allocated, over every thread.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees are ours; the counter is a side effect
-// that allocates nothing.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, which is `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from `System` with `layout`; forwarded unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 const GROUPS: [u32; 3] = [1, 100, 10_000];
 const SAMPLES: usize = 10;
+/// Submitting threads of the concurrent part.
+const SUBMITTERS: [usize; 4] = [1, 2, 4, 8];
+/// Strategies of the spawn part (and of the memory table).
+const SPAWNED: [Strategy; 3] = [
+    Strategy::RoundRobin,
+    Strategy::ConsistentHash,
+    Strategy::Adaptive,
+];
 
-fn writer_criterion() -> Criterion {
-    harness::criterion().sample_size(SAMPLES)
+/// Every call timed on its own, by (part, operation), for the percentiles.
+static CALLS: Mutex<BTreeMap<(String, String), Vec<Duration>>> = Mutex::new(BTreeMap::new());
+
+/// Runs `f` and files its time under (`part`, `op`); returns its result and
+/// its time.
+fn time<T>(part: &str, op: &str, f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    let key = (part.to_owned(), op.to_owned());
+    CALLS.lock().unwrap().entry(key).or_default().push(took);
+    (out, took)
+}
+
+/// The `q`-quantile of the calls filed under (`part`, `op`).
+fn quantile(part: &str, op: &str, q: f64) -> Option<f64> {
+    let calls = CALLS.lock().unwrap();
+    let mut times = calls.get(&(part.to_owned(), op.to_owned()))?.clone();
+    Some(harness::quantile_ns(&mut times, q))
+}
+
+/// "median / p99" of (`part`, `op`), or "–".
+fn median_p99(part: &str, op: &str) -> String {
+    match (quantile(part, op, 0.5), quantile(part, op, 0.99)) {
+        (Some(median), Some(p99)) => format!("{} / {}", fmt_ns(median), fmt_ns(p99)),
+        _ => "–".to_owned(),
+    }
 }
 
 /// A runtime with `groups` groups of 3 replicas, every group on nodes 0, 1
@@ -113,121 +101,136 @@ fn failover_runtime(groups: u32) -> (DaemonRuntime, Vec<ReplicaGroup>) {
     (runtime, handles)
 }
 
-/// Median `node_recovered` (the untimed partner of each timed `node_failed`), by group count.
-static RECOVERED: Mutex<Vec<(u32, f64)>> = Mutex::new(Vec::new());
+/// The operations of the failover part, in table order.
+const FAILOVER_OPS: [&str; 7] = [
+    "round trip (no-op command)",
+    "runtime node_failed",
+    "runtime node_recovered",
+    "group on_node_failure (replica moved)",
+    "group on_node_recovery (nothing to re-mark)",
+    "scale_to +1",
+    "scale_to −1",
+];
 
 fn failover(c: &mut Criterion) {
     for groups in GROUPS {
         let (runtime, handles) = failover_runtime(groups);
-        let variant = format!("{groups} groups");
+        let part = format!("{groups} groups");
         let mut group = c.benchmark_group(format!("failover/{groups}_groups"));
         group.sampling_mode(SamplingMode::Flat);
-
-        // Node `failing` hosts a replica of every group and `free` none; a
-        // failure moves them all to `free`, then the recovered node is the
-        // free one.
-        let (mut failing, mut free) = (0u64, 3u64);
-        let mut recovered = Vec::new();
-        let ran = measure_n(
-            &mut group,
-            SAMPLES,
-            "writer",
-            "failover",
-            &variant,
-            "runtime node_failed",
-            |iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let moved = runtime.node_failed(failing).unwrap();
-                    total += start.elapsed();
-                    assert_eq!(moved, groups as usize);
-                    let start = Instant::now();
-                    runtime.node_recovered(failing).unwrap();
-                    recovered.push(start.elapsed());
-                    std::mem::swap(&mut failing, &mut free);
-                }
-                total
-            },
-        );
-        if ran {
-            recovered.sort();
-            let median = recovered[recovered.len() / 2].as_nanos() as f64;
-            RECOVERED.lock().unwrap().push((groups, median));
-        }
-
-        // One group's member 0 reported failed: it moves to the group's one
-        // free node. The report is then withdrawn, so the next round can
-        // move it back.
-        let g = &handles[0];
-        // A command that changes nothing: the cost of handing a call to the
-        // writer thread and waiting for its reply.
-        measure_n(
-            &mut group,
-            SAMPLES,
-            "writer",
-            "failover",
-            &variant,
-            "round trip (no-op command)",
-            |iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    g.on_node_recovery(u64::MAX);
-                }
-                start.elapsed()
-            },
-        );
-        measure_n(
-            &mut group,
-            SAMPLES,
-            "writer",
-            "failover",
-            &variant,
-            "group on_node_failure",
-            |iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let node = g.replicas()[0].node_id;
-                    let start = Instant::now();
-                    let moved = g.on_node_failure(node).unwrap();
-                    total += start.elapsed();
-                    assert_eq!(moved, vec![0]);
-                    g.on_node_recovery(node);
-                }
-                total
-            },
-        );
-
-        for (name, timed_up) in [("scale_to +1", true), ("scale_to −1", false)] {
+        // Criterion's figure is the first call of each `step` (its partner
+        // undoes it); every call of both is filed for the percentiles.
+        let mut bench = |name: &str, mut step: Box<dyn FnMut() -> Duration + '_>| {
             measure_n(
                 &mut group,
                 SAMPLES,
                 "writer",
                 "failover",
-                &variant,
+                &part,
                 name,
-                |iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        g.scale_to(4).unwrap();
-                        if timed_up {
-                            total += start.elapsed();
-                        }
-                        let start = Instant::now();
-                        g.scale_to(3).unwrap();
-                        if !timed_up {
-                            total += start.elapsed();
-                        }
-                    }
-                    total
-                },
+                |iters| (0..iters).map(|_| step()).sum(),
             );
-        }
+        };
+
+        // Node `failing` hosts a replica of every group and `free` none; a
+        // failure moves them all to `free`, then the recovered node is the
+        // free one.
+        let (mut failing, mut free) = (0u64, 3u64);
+        let [noop, failed, recovered, moved, unmoved, up, down] = FAILOVER_OPS;
+        bench(
+            failed,
+            Box::new(|| {
+                let (count, took) = time(&part, failed, || runtime.node_failed(failing));
+                assert_eq!(count.unwrap(), groups as usize);
+                time(&part, recovered, || {
+                    runtime.node_recovered(failing).unwrap()
+                });
+                std::mem::swap(&mut failing, &mut free);
+                took
+            }),
+        );
+        // A command that changes nothing: the cost of handing a call to the
+        // writer thread and waiting for its reply.
+        let g = &handles[0];
+        bench(
+            noop,
+            Box::new(|| time(&part, noop, || g.on_node_recovery(u64::MAX)).1),
+        );
+        // One group's member 0 reported failed: it moves to the group's one
+        // free node. The report is then withdrawn (the member stays where it
+        // moved, so nothing is re-marked), and the next round moves it back.
+        bench(
+            moved,
+            Box::new(|| {
+                let node = g.replicas()[0].node_id;
+                let (indices, took) = time(&part, moved, || g.on_node_failure(node));
+                assert_eq!(indices.unwrap(), vec![0]);
+                time(&part, unmoved, || g.on_node_recovery(node));
+                took
+            }),
+        );
+        bench(
+            up,
+            Box::new(|| {
+                let (grown, took) = time(&part, up, || g.scale_to(4));
+                grown.unwrap();
+                time(&part, down, || g.scale_to(3).unwrap());
+                took
+            }),
+        );
         group.finish();
         drop(handles);
         runtime.shutdown();
     }
+}
+
+/// Changes applied per second, all threads together, while each of
+/// `threads` threads grows and shrinks its own group (`scale_to` 4 / 3) for
+/// `run_for`.
+fn concurrent(threads: usize, run_for: Duration) -> f64 {
+    let runtime = harness::runtime(4);
+    let groups: Vec<ReplicaGroup> = (0..threads as u32)
+        .map(|n| harness::spawn(&runtime, n, 3, Strategy::RoundRobin))
+        .collect();
+    let barrier = Barrier::new(threads + 1);
+    let (stop, changes) = (AtomicBool::new(false), AtomicU64::new(0));
+    let start = std::thread::scope(|scope| {
+        for g in &groups {
+            let (barrier, stop, changes) = (&barrier, &stop, &changes);
+            scope.spawn(move || {
+                barrier.wait();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    g.scale_to(4).unwrap();
+                    g.scale_to(3).unwrap();
+                    n += 2;
+                }
+                changes.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        std::thread::sleep(run_for);
+        stop.store(true, Ordering::Relaxed);
+        start
+    });
+    let rate = changes.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    runtime.shutdown();
+    rate
+}
+
+/// Spawns a group of 3 of each strategy in [`SPAWNED`] and removes it again,
+/// `rounds` times (strategies taking turns), each call filed under `spawn`.
+fn spawn_and_remove(rounds: u32) {
+    let runtime = harness::runtime(3);
+    for n in 0..rounds {
+        for strategy in SPAWNED {
+            let op = format!("{strategy:?}");
+            let (g, _) = time("spawn", &op, || harness::spawn(&runtime, n, 3, strategy));
+            time("remove", &op, || g.remove().unwrap());
+        }
+    }
+    runtime.shutdown();
 }
 
 fn table_build(c: &mut Criterion) {
@@ -238,11 +241,14 @@ fn table_build(c: &mut Criterion) {
             let g = harness::spawn(&runtime, 0, members, strategy);
             let nodes: Vec<u64> = g.replicas().iter().map(|m| m.node_id).collect();
             let mut k = 0;
+            let part = format!("{members} members");
+            let failed = format!("{strategy:?} on_node_failure");
+            let recovered = format!("{strategy:?} on_node_recovery");
             measure_n(
                 &mut group,
                 SAMPLES,
                 "table",
-                &format!("{members} members"),
+                &part,
                 "per change",
                 &format!("{strategy:?}"),
                 |iters| {
@@ -250,16 +256,17 @@ fn table_build(c: &mut Criterion) {
                     // last one did, so its healthy set matches neither the
                     // current table nor the one the writer keeps from the
                     // previous publish: ConsistentHash builds a new table.
-                    // The untimed recovery restores the full set, whose
-                    // table the writer kept.
+                    // The recovery (timed on its own, outside criterion's
+                    // figure) restores the full set, whose table the writer
+                    // kept.
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let node = nodes[k % nodes.len()];
                         k += 1;
-                        let start = Instant::now();
-                        g.on_node_failure(node).unwrap();
-                        total += start.elapsed();
-                        g.on_node_recovery(node);
+                        let (marked, took) = time(&part, &failed, || g.on_node_failure(node));
+                        assert_eq!(marked.unwrap(), Vec::<u8>::new());
+                        total += took;
+                        time(&part, &recovered, || g.on_node_recovery(node));
                     }
                     total
                 },
@@ -271,112 +278,123 @@ fn table_build(c: &mut Criterion) {
     }
 }
 
-/// Heap bytes retained per group and per roster version.
-fn memory() -> Vec<String> {
-    let mut lines = vec![
-        "| members | strategy | groups | bytes per group (all) | bytes per roster version |"
-            .to_owned(),
-        "|---|---|---|---|---|".to_owned(),
-    ];
-    for (members, groups) in [(3u8, 1000u32), (255, 20)] {
-        for strategy in [Strategy::RoundRobin, Strategy::ConsistentHash] {
-            let runtime = harness::runtime(u64::from(members));
-            let before = live();
-            let handles: Vec<ReplicaGroup> = (0..groups)
-                .map(|n| harness::spawn(&runtime, n, members, strategy))
-                .collect();
-            let per_group = (live() - before) as f64 / f64::from(groups);
-
-            // Pin every group's roster, then publish a new one in each.
-            let mut routers: Vec<Router> = handles.iter().map(|g| g.router()).collect();
-            for r in &mut routers {
-                r.route(&RequestContext::new()).unwrap();
-            }
-            let before = live();
-            runtime
-                .node_failed(handles[0].replicas()[0].node_id)
-                .unwrap();
-            let per_roster = (live() - before) as f64 / f64::from(groups);
-            lines.push(format!(
-                "| {members} | {strategy:?} | {groups} | {per_group:.0} | {per_roster:.0} |"
-            ));
-            drop(routers);
-            drop(handles);
-            runtime.shutdown();
-        }
-    }
-    lines
+/// Whether this is a full run (`cargo bench`), not `cargo test --benches`
+/// running each part once at a small size.
+fn full() -> bool {
+    harness::interleaving()
 }
 
 fn main() {
-    let memory = memory();
-    let mut c = writer_criterion();
+    let memory = memory::per_group();
+    let lifecycle_groups = match std::env::var("BENCH_LIFECYCLE_GROUPS") {
+        Ok(n) => n.parse().expect("BENCH_LIFECYCLE_GROUPS: a group count"),
+        Err(_) if full() => 100_000,
+        Err(_) => 1_000,
+    };
+    let lifecycle = memory::lifecycle(lifecycle_groups);
+    let mut c = harness::criterion().sample_size(SAMPLES);
     failover(&mut c);
     table_build(&mut c);
     c.final_summary();
+    spawn_and_remove(if full() { 300 } else { 10 });
+    let run_for = Duration::from_millis(if full() { 1_000 } else { 50 });
+    let rates: Vec<(usize, f64)> = SUBMITTERS
+        .iter()
+        .map(|&t| (t, concurrent(t, run_for)))
+        .collect();
 
-    println!("\n### Writer latency (median per call)\n");
+    println!("\n### Writer latency per call (median / p99)\n");
     println!("| operation | 1 group | 100 groups | 10,000 groups |");
     println!("|---|---|---|---|");
-    for op in [
-        "round trip (no-op command)",
-        "runtime node_failed",
-        "group on_node_failure",
-        "scale_to +1",
-        "scale_to −1",
-    ] {
+    for op in FAILOVER_OPS {
         let cells: Vec<String> = GROUPS
             .iter()
-            .map(|g| {
-                result("writer", "failover", &format!("{g} groups"), op).map_or("–".into(), fmt_ns)
-            })
+            .map(|g| median_p99(&format!("{g} groups"), op))
             .collect();
         println!("| {op} | {} |", cells.join(" | "));
     }
-    let recovered = RECOVERED.lock().unwrap();
-    if !recovered.is_empty() {
-        let cells: Vec<String> = GROUPS
-            .iter()
-            .map(|g| {
-                recovered
-                    .iter()
-                    .find(|(n, _)| n == g)
-                    .map_or("–".into(), |(_, ns)| fmt_ns(*ns))
-            })
-            .collect();
-        println!(
-            "| runtime node_recovered (untimed partner) | {} |",
-            cells.join(" | ")
-        );
-    }
 
-    println!("\n### Maglev table build (ConsistentHash − RoundRobin, per change)\n");
-    println!("| members | RoundRobin | ConsistentHash | table build |");
-    println!("|---|---|---|---|");
+    println!("\n### One group, no node free: a health change (median / p99 per call)\n");
+    println!("| members | operation | RoundRobin | ConsistentHash | table build (medians) |");
+    println!("|---|---|---|---|---|");
     for members in [3, 64, 255] {
-        let scenario = format!("{members} members");
-        let rr = result("table", &scenario, "per change", "RoundRobin");
-        let ch = result("table", &scenario, "per change", "ConsistentHash");
-        if let (Some(rr), Some(ch)) = (rr, ch) {
+        let part = format!("{members} members");
+        for op in ["on_node_failure", "on_node_recovery"] {
+            let of = |s: &str| format!("{s} {op}");
+            let build = quantile(&part, &of("ConsistentHash"), 0.5)
+                .zip(quantile(&part, &of("RoundRobin"), 0.5))
+                .map_or("–".into(), |(ch, rr)| fmt_ns(ch - rr));
             println!(
-                "| {members} | {} | {} | {} |",
-                fmt_ns(rr),
-                fmt_ns(ch),
-                fmt_ns(ch - rr)
+                "| {members} | {op} | {} | {} | {build} |",
+                median_p99(&part, &of("RoundRobin")),
+                median_p99(&part, &of("ConsistentHash")),
             );
         }
     }
+
+    println!("\n### Spawn and remove a group of 3 (median / p99 per call)\n");
+    println!("| strategy | spawn | remove |");
+    println!("|---|---|---|");
+    for strategy in SPAWNED {
+        let op = format!("{strategy:?}");
+        println!(
+            "| {op} | {} | {} |",
+            median_p99("spawn", &op),
+            median_p99("remove", &op)
+        );
+    }
+
+    println!("\n### Concurrent changes: each thread grows and shrinks its own group\n");
+    println!("| submitting threads | changes/s (all threads) |");
+    println!("|---|---|");
+    for (threads, rate) in &rates {
+        println!("| {threads} | {rate:.0} |");
+    }
+
+    lifecycle.print();
 
     println!("\n### Memory\n");
     for line in memory {
         println!("{line}");
     }
 
-    if let Some(ns) = result("writer", "failover", "10000 groups", "runtime node_failed") {
-        let verdict = if ns < 50e6 { "met" } else { "MISSED" };
-        println!(
-            "\nGoal: node_failed on a node hosting replicas of 10,000 groups < 50 ms: {} ({verdict})",
-            fmt_ns(ns)
+    println!("\n### Goals\n");
+    let goal = |what: &str, ns: Option<f64>, limit: f64| {
+        if let Some(ns) = ns {
+            let verdict = if ns <= limit { "met" } else { "MISSED" };
+            println!(
+                "- {what}: {} (goal ≤ {}): {verdict}",
+                fmt_ns(ns),
+                fmt_ns(limit)
+            );
+        }
+    };
+    for op in &FAILOVER_OPS[3..] {
+        goal(
+            &format!("{op}, 1 group, median"),
+            quantile("1 groups", op, 0.5),
+            15e3,
         );
     }
+    for op in ["on_node_failure", "on_node_recovery"] {
+        let p = quantile("3 members", &format!("RoundRobin {op}"), 0.5);
+        goal(&format!("{op} (health change, 3 members), median"), p, 15e3);
+    }
+    for strategy in SPAWNED {
+        let op = format!("{strategy:?}");
+        goal(
+            &format!("spawn {op} (3 replicas), median"),
+            quantile("spawn", &op, 0.5),
+            100e3,
+        );
+    }
+    for (threads, rate) in &rates {
+        let verdict = if *rate >= 50_000.0 { "met" } else { "MISSED" };
+        println!("- {threads} submitting threads: {rate:.0} changes/s (goal ≥ 50,000): {verdict}");
+    }
+    goal(
+        "node_failed on a node hosting replicas of 10,000 groups, median",
+        quantile("10000 groups", "runtime node_failed", 0.5),
+        50e6,
+    );
 }

@@ -73,6 +73,52 @@
 //! - **node**: a host replicas are placed on; in cluster mode, one router
 //!   process.
 //!
+//! # Guarantees
+//!
+//! What the crate promises, each checked by tests (which cite these numbers).
+//!
+//! 1. A group of 0 replicas is [`GroupError::InvalidConfig`], in
+//!    [`ReplicaGroup::spawn`] and in [`ReplicaGroup::scale_to`].
+//! 2. Identities are a pure function of the group seed and the index (see
+//!    [`derive_replica_identity`]); seeds and signing keys never appear in
+//!    `Debug` or `Display` output.
+//! 3. Replicas of one group go to distinct nodes (distinct zones first, then
+//!    the least-loaded node, ties to the lowest id); when no node is left,
+//!    spawn and scale fail with `PlacementFailed` and leave nothing behind.
+//!    Placement is deterministic: runtimes that apply the same changes in
+//!    the same order hold identical rosters.
+//! 4. Shrinking removes the highest indices first.
+//! 5. A failed node's replicas turn unhealthy and move, with their
+//!    identities, to free nodes; with none free they wait, registered and
+//!    unhealthy, for a recovery or a `scale_to`. Each move raises the term.
+//! 6. A recovered node's replicas that did not move turn healthy again.
+//! 7. [`GroupHealth`] is `Healthy`, `Degraded { healthy, total }` or `Dead`.
+//! 8. With no healthy replica, routing is `NoHealthyMember`; once a call that
+//!    removed a replica (a shrink, a node failure, a removal) has returned,
+//!    no route returns it.
+//! 9. A group's daemon kind is pinned at spawn, for growth and replacement.
+//! 10. Routing reserves nothing: in-flight counts are taken by `deliver`
+//!     around `process`, so they cannot leak. Nothing on the route path
+//!     allocates.
+//! 11. `deliver` keeps each replica's in flight, latency and errors; after
+//!     [`DaemonHostConfig::circuit_failure_threshold`] consecutive errors its
+//!     circuit opens for [`DaemonHostConfig::circuit_recovery`], then admits
+//!     one probe. Every strategy skips open circuits (within
+//!     [`DaemonHostConfig::max_ejection_percent`]).
+//! 12. `with_zone` prefers a zone and falls back to any healthy replica;
+//!     `require_tag` admits only replicas on nodes with the tag.
+//! 13. `ConsistentHash` is sticky, balanced (each of N replicas within ±15%
+//!     of 1/N of the keys) and minimally disruptive (losing a replica moves
+//!     only its keys; restoring it restores the mapping).
+//! 14. [`ReplicaGroup::replicas`] is ordered by index; factories can be
+//!     registered before and after start, once per kind.
+//! 15. [`ReplicaGroup::remove`] is one change: once it returns, every route
+//!     and call on the group is `Removed`, deliveries to its replicas are
+//!     `UnknownOrigin`, its seed is free again, and nothing of it stays alive.
+//! 16. Latency-aware routing forgets: estimates fade over
+//!     [`DaemonHostConfig::latency_decay`], equally fast replicas take
+//!     turns, and a failed delivery counts as slow.
+//!
 //! # Performance
 //!
 //! A route reads the cached roster (one pointer comparison) and runs the

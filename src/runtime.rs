@@ -162,7 +162,6 @@ impl DaemonRuntime {
 
     /// The state placement depends on, for a cluster checkpoint.
     #[cfg(feature = "etcd")]
-    #[allow(dead_code)] // Until cluster checkpoints use it (issue 14).
     pub(crate) fn snapshot(&self) -> Result<crate::control::WriterState, RuntimeError> {
         self.runtime_call(Command::Snapshot)
     }
@@ -170,7 +169,6 @@ impl DaemonRuntime {
     /// Restores a checkpoint into this runtime, which must hold no node and
     /// no group.
     #[cfg(feature = "etcd")]
-    #[allow(dead_code)] // Until cluster checkpoints use it (issue 14).
     pub(crate) fn restore(
         &self,
         state: crate::control::WriterState,

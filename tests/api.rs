@@ -1,4 +1,4 @@
-//! The API contract of DESIGN ("API"): everything reachable from the crate
+//! The public API contract: everything reachable from the crate
 //! root, and the trait bounds the contract promises.
 
 use std::error::Error;

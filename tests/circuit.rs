@@ -1,4 +1,4 @@
-//! DESIGN semantics 11, the circuit: deliver keeps error counts, 5
+//! Guarantee 11 of the crate docs, the circuit: deliver keeps error counts, 5
 //! consecutive errors open a replica's circuit, every strategy skips open
 //! circuits, and after the recovery window exactly one probe goes through.
 

@@ -3,128 +3,22 @@
 //! (`cluster_node_process`), which joins the cluster and reports its status
 //! on stdout until its stdin closes or it is killed.
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+mod cluster_support;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cluster_support::*;
 use replica_router::cluster::{ClusterError, ClusterOptions, ClusterRuntime, NodeMembership};
 use replica_router::*;
 use replica_router_testkit::etcd::LocalEtcd;
-use replica_router_testkit::process::{report_status, ReportingProcess};
 use replica_router_testkit::support::*;
-
-fn register(rt: &DaemonRuntime) -> Result<(), RuntimeError> {
-    rt.register_factory("echo", || Box::new(Echo))
-}
-
-fn options(etcd: &LocalEtcd, prefix: &str, debounce_ms: u64) -> ClusterOptions {
-    ClusterOptions {
-        debounce: Duration::from_millis(debounce_ms),
-        ..ClusterOptions::new(etcd.endpoint(), prefix)
-    }
-}
 
 /// The entry point of a node process; does nothing unless started by `Node`.
 #[test]
 #[ignore = "entry point of the node processes the other tests start"]
 fn cluster_node_process() {
-    let Ok(endpoint) = std::env::var("RR_ETCD") else {
-        return;
-    };
-    let prefix = std::env::var("RR_PREFIX").unwrap();
-    let node: u64 = std::env::var("RR_NODE").unwrap().parse().unwrap();
-    let debounce: u64 = std::env::var("RR_DEBOUNCE_MS").unwrap().parse().unwrap();
-    let options = ClusterOptions {
-        debounce: Duration::from_millis(debounce),
-        ..ClusterOptions::new(endpoint, prefix)
-    };
-    let info = NodeInfo::new(node).with_zone(&format!("z{}", node % 2));
-    let process = ClusterRuntime::join(options, info, register).expect("join");
-    // Report until the parent closes stdin.
-    report_status(Duration::from_millis(20), || {
-        let st = process.status();
-        let revision = st.applied_revision.max(0) as u64;
-        vec![revision, st.digest, st.feed.events_applied]
-    });
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Status {
-    revision: i64,
-    digest: u64,
-    applied: u64,
-}
-
-/// A node process.
-struct Node {
-    id: u64,
-    process: ReportingProcess,
-}
-
-impl Node {
-    fn start(etcd: &LocalEtcd, prefix: &str, id: u64, debounce_ms: u64) -> Node {
-        let process = ReportingProcess::start(
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "cluster_node_process",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("RR_ETCD", etcd.endpoint())
-                .env("RR_PREFIX", prefix)
-                .env("RR_NODE", id.to_string())
-                .env("RR_DEBOUNCE_MS", debounce_ms.to_string())
-                .stderr(Stdio::null()),
-        )
-        .unwrap();
-        Node { id, process }
-    }
-
-    fn status(&self) -> Option<Status> {
-        let [revision, digest, applied] = self.process.last_report()?[..] else {
-            return None;
-        };
-        Some(Status {
-            revision: revision as i64,
-            digest,
-            applied,
-        })
-    }
-
-    /// SIGKILL: no lease revoke, no goodbye.
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-}
-
-/// Every node process and the observer at etcd's revision, with one digest.
-fn converged(observer: &ClusterRuntime, nodes: &[&Node]) -> bool {
-    let Ok(now) = observer.etcd_revision() else {
-        return false;
-    };
-    let mine = observer.status();
-    mine.applied_revision == now
-        && nodes.iter().all(|n| {
-            n.status().is_some_and(|s| {
-                s.revision == now
-                    && s.digest == mine.digest
-                    && s.applied == mine.feed.events_applied
-            })
-        })
-}
-
-fn spawn_groups(observer: &ClusterRuntime, n: u8, replicas: u8) -> Vec<Arc<ReplicaGroup>> {
-    (0..n)
-        .map(|g| {
-            let strategy = Strategy::ALL[g as usize % Strategy::ALL.len()];
-            observer
-                .spawn_group("echo", [g + 1; 32], replicas, strategy)
-                .unwrap()
-        })
-        .collect()
+    node_process_main();
 }
 
 #[test]
@@ -136,10 +30,9 @@ fn three_processes_converge_to_identical_digests_and_host_their_own_replicas() {
         .collect();
     let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
     eventually(20, "three nodes joined", || {
-        observer.runtime().roster_digest().is_ok()
-            && observer
-                .spawn_group("echo", [200; 32], 3, Strategy::RoundRobin)
-                .is_ok()
+        observer
+            .spawn_group("echo", [200; 32], 3, Strategy::RoundRobin)
+            .is_ok()
     });
     let groups = spawn_groups(&observer, 10, 2);
     eventually(10, "every process at the same revision and digest", || {
@@ -174,9 +67,8 @@ fn sigkill_fails_the_node_in_every_survivor_within_ttl_plus_one_second_and_resta
         converged(&observer, &nodes.iter().collect::<Vec<_>>())
     });
 
-    let victim = nodes.remove(2);
+    let mut victim = nodes.remove(2);
     let victim_id = victim.id;
-    let mut victim = victim;
     let killed = Instant::now();
     victim.kill();
     eventually(5, "the observer failed the victim's node", || {
@@ -196,8 +88,7 @@ fn sigkill_fails_the_node_in_every_survivor_within_ttl_plus_one_second_and_resta
     });
 
     // Restart: the node joins again (recovery), every process agrees.
-    let back = Node::start(&etcd, prefix, victim_id, 0);
-    nodes.push(back);
+    nodes.push(Node::start(&etcd, prefix, victim_id, 0));
     eventually(15, "converged after the restart", || {
         converged(&observer, &nodes.iter().collect::<Vec<_>>())
     });
@@ -208,10 +99,6 @@ fn sigkill_fails_the_node_in_every_survivor_within_ttl_plus_one_second_and_resta
         .replicas()
         .iter()
         .any(|m| m.node_id == victim_id));
-}
-
-fn group_id_of(seed: [u8; 32]) -> u32 {
-    u32::from_le_bytes(blake3::hash(&seed).as_bytes()[..4].try_into().unwrap())
 }
 
 #[test]
@@ -239,63 +126,24 @@ fn watchers_resume_after_an_etcd_restart_with_nothing_missed_or_applied_twice() 
     eventually(20, "every process caught up after the restart", || {
         converged(&observer, &nodes.iter().collect::<Vec<_>>())
     });
-    // Applied events = the events etcd's history holds under the prefix.
-    let history = count_history(&etcd, prefix);
+    // Applied events = the events etcd's history holds under the prefix
+    // between the point each process started from and where it stands.
     let status = observer.status();
+    let history = observer
+        .history_events(status.feed.restored_from, status.feed.applied_revision)
+        .unwrap();
     assert_eq!(
         status.feed.events_applied, history,
         "observer applied every event exactly once"
     );
     for n in &nodes {
-        assert_eq!(
-            n.status().unwrap().applied,
-            history,
-            "node {} applied every event once",
-            n.id
-        );
+        let s = n.status().unwrap();
+        let history = observer
+            .history_events(s.restored_from, s.revision)
+            .unwrap();
+        assert_eq!(s.applied, history, "node {} applied every event once", n.id);
     }
     assert!(status.reconnects > 0, "the watcher noticed the restart");
-}
-
-/// Events under `prefix` in etcd's whole history.
-fn count_history(etcd: &LocalEtcd, prefix: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
-            .await
-            .unwrap();
-        let now = client
-            .get(prefix, None)
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision();
-        let options = etcd_client::WatchOptions::new()
-            .with_prefix()
-            .with_start_revision(1);
-        let mut stream = client.watch(prefix, Some(options)).await.unwrap();
-        let mut count = 0;
-        let mut last = 0;
-        while last < now {
-            let Ok(Ok(Some(r))) =
-                tokio::time::timeout(Duration::from_secs(2), stream.message()).await
-            else {
-                break;
-            };
-            for e in r.events() {
-                count += 1;
-                last = e.kv().unwrap().mod_revision();
-            }
-            if r.events().is_empty() && last >= now {
-                break;
-            }
-        }
-        count
-    })
 }
 
 #[test]
@@ -328,47 +176,86 @@ fn flapping_within_the_debounce_window_causes_no_replacement() {
         before, after,
         "a node back within the debounce window moved nothing"
     );
-    assert!(observer.status().feed.events_applied > 0);
 }
 
 #[test]
-fn malformed_values_are_skipped_and_counted() {
+fn a_group_removed_cluster_wide_is_removed_in_every_process_at_one_revision() {
+    let etcd = LocalEtcd::start().unwrap();
+    let prefix = "/remove";
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| Node::start(&etcd, prefix, id, 0))
+        .collect();
+    let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
+    eventually(20, "nodes joined", || {
+        observer
+            .spawn_group("echo", [60; 32], 3, Strategy::ConsistentHash)
+            .is_ok()
+    });
+    let other = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
+    let gid = group_id_of([60; 32]);
+    let theirs = other.group(gid).unwrap();
+    let with_group = observer.status().digest;
+    observer.remove_group(gid).unwrap();
+    assert!(observer.group(gid).is_none());
+    let now = observer.etcd_revision().unwrap();
+    assert!(other.wait_for_revision(now, Duration::from_secs(5)));
+    assert!(other.group(gid).is_none());
+    assert_eq!(
+        theirs.route_event(&RequestContext::new()),
+        Err(GroupError::Removed)
+    );
+    eventually(10, "every process removed it", || {
+        converged(&observer, &nodes.iter().collect::<Vec<_>>())
+    });
+    assert_ne!(observer.status().digest, with_group);
+    assert_eq!(other.status().digest, observer.status().digest);
+    assert_eq!(
+        observer.remove_group(gid),
+        Err(ClusterError::UnknownGroup(gid))
+    );
+    // The seed is free again: the same group can be spawned anew.
+    let again = observer
+        .spawn_group("echo", [60; 32], 2, Strategy::RoundRobin)
+        .unwrap();
+    assert_eq!(again.replica_count(), 2);
+}
+
+#[test]
+fn malformed_and_unknown_version_values_are_skipped_and_counted() {
     let etcd = LocalEtcd::start().unwrap();
     let prefix = "/malformed";
     let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let last = rt.block_on(async {
-        let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
-            .await
-            .unwrap();
-        client
-            .put(format!("{prefix}/nodes/1"), "not json", None)
-            .await
-            .unwrap();
-        client
-            .put(format!("{prefix}/groups/7"), r#"{"kind":"echo"}"#, None)
-            .await
-            .unwrap();
-        client
-            .put(format!("{prefix}/strange/1"), "x", None)
-            .await
-            .unwrap();
-        let r = client
-            .put(
+    let last = with_etcd(&etcd.endpoint(), |mut client| async move {
+        let puts = [
+            (format!("{prefix}/nodes/1"), "not json".to_owned()),
+            (
+                format!("{prefix}/groups/7"),
+                r#"{"kind":"echo"}"#.to_owned(),
+            ),
+            (format!("{prefix}/strange/1"), "x".to_owned()),
+            (
                 format!("{prefix}/nodes/2"),
-                r#"{"id":3,"instance":"x"}"#,
-                None,
-            )
-            .await
-            .unwrap();
-        r.header().unwrap().revision()
+                r#"{"schema":1,"id":3,"weight":1,"instance":"x"}"#.to_owned(),
+            ),
+            (
+                format!("{prefix}/nodes/4"),
+                r#"{"schema":2,"id":4,"weight":1,"instance":"x"}"#.to_owned(),
+            ),
+        ];
+        let mut last = 0;
+        for (key, value) in puts {
+            let r = client.put(key, value, None).await.unwrap();
+            last = r.header().unwrap().revision();
+        }
+        last
     });
     assert!(observer.wait_for_revision(last, Duration::from_secs(5)));
+    eventually(2, "the status is published", || {
+        observer.status().applied_revision >= last
+    });
     let status = observer.status();
     assert_eq!(status.feed.malformed, 4);
+    assert_eq!(status.feed.unknown_version, 1);
     assert_eq!(
         status.digest,
         DaemonRuntime::new([]).roster_digest().unwrap(),
@@ -400,10 +287,8 @@ fn unreachable_etcd_is_a_typed_error_in_bounded_time() {
         .local_addr()
         .unwrap()
         .port();
-    let options = ClusterOptions {
-        timeout: Duration::from_millis(500),
-        ..ClusterOptions::new(format!("http://127.0.0.1:{port}"), "/nowhere")
-    };
+    let options = ClusterOptions::new(format!("http://127.0.0.1:{port}"), "/nowhere")
+        .with_timeout(Duration::from_millis(500));
     let started = Instant::now();
     let err = ClusterRuntime::observe(options, register).unwrap_err();
     assert!(

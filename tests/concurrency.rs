@@ -1,4 +1,4 @@
-//! DESIGN semantics 8 under concurrency: readers route (route_event and
+//! Guarantee 8 of the crate docs under concurrency: readers route (route_event and
 //! Router) while a churn thread scales groups and fails / recovers nodes.
 //! Once a change call has returned, no route that starts afterwards may pick
 //! a member it removed or left on a failed node. Also: moving a replica

@@ -1,4 +1,4 @@
-//! DESIGN semantics 13: ConsistentHash is sticky, balanced and minimally
+//! Guarantee 13 of the crate docs: ConsistentHash is sticky, balanced and minimally
 //! disruptive; it keys on the routing key, else the session, else rotates.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,7 +167,7 @@ fn growing_10_to_11_moves_at_most_a_fair_share_plus_4_percent() {
     let n = moved(&base, &now);
     let limit = (f64::from(KEYS) * (1.0 / 11.0 + 0.04)) as usize;
     assert!(n <= limit, "growing moved {n} keys (limit {limit})");
-    // DESIGN 13 bounds the total; Maglev also moves a few keys between old
+    // Guarantee 13 bounds the total; Maglev also moves a few keys between old
     // members (as it does on loss, where 2% is allowed): bound those too.
     let newcomer = origin(SEED, MEMBERS);
     let reshuffled = base

@@ -1,4 +1,4 @@
-//! DESIGN semantics 10 (and the delivery rules around it): errors, panics,
+//! Guarantee 10 of the crate docs (and the delivery rules around it): errors, panics,
 //! no slot leak on the route path, factory panics, one event at a time.
 
 use std::collections::BTreeSet;

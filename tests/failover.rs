@@ -1,4 +1,4 @@
-//! DESIGN semantics 5, 6, 7 and 8: node failure, recovery, group health and
+//! Guarantees 5, 6, 7 and 8 of the crate docs: node failure, recovery, group health and
 //! routing around failed nodes.
 
 use std::collections::BTreeSet;

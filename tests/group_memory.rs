@@ -93,7 +93,7 @@ fn a_consistent_hash_group_of_255_holds_at_most_64_kib() {
         Strategy::Adaptive,
         Strategy::RoundRobin,
     ] {
-        let bytes = bytes_per_group(&rt, 255, strategy, 4, 50_000);
+        let bytes = bytes_per_group(&rt, 255, strategy, 16, 50_000);
         eprintln!("{strategy:?}: {bytes} bytes per 255-replica group");
         assert!(bytes <= 64 * 1024, "{strategy:?}: {bytes} bytes per group");
     }

@@ -1,10 +1,10 @@
-//! DESIGN semantics 2: deterministic identities, and secrets never printed.
+//! Guarantee 2 of the crate docs: deterministic identities, and secrets never printed.
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use replica_router::*;
 use replica_router_testkit::support::*;
 
-/// Independent recomputation of the identity formula in DESIGN 2.
+/// Independent recomputation of the identity formula in guarantee 2.
 fn expected(seed: &[u8; 32], index: u8) -> ([u8; 32], [u8; 32], u64) {
     let mut material = Vec::with_capacity(33);
     material.extend_from_slice(seed);

@@ -1,4 +1,4 @@
-//! Balancing that adapts (DESIGN semantics 16, issue 17), shown with live
+//! Balancing that adapts (guarantee 16 of the crate docs, issue 17), shown with live
 //! deliveries: latency that forgets, equally fast replicas that take turns,
 //! failures that repel, for `LeastLatency` and `Adaptive`.
 

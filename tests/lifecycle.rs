@@ -1,4 +1,4 @@
-//! Runtime lifecycle: Registering → Ready → ShuttingDown, factories (DESIGN 14),
+//! Runtime lifecycle: Registering → Ready → ShuttingDown, factories (guarantee 14),
 //! and what every entry point answers after shutdown.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

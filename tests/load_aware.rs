@@ -1,4 +1,4 @@
-//! DESIGN semantics 10 and 11: live stats (in flight, latency EWMA, errors,
+//! Guarantees 10 and 11 of the crate docs: live stats (in flight, latency EWMA, errors,
 //! `MeshDaemon::load`) and node weights drive the load-aware strategies;
 //! in-flight counts are taken by `deliver` only and cannot leak; PowerOfTwo
 //! draws two distinct members; least-* strategies break ties by rotation.

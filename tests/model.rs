@@ -1,7 +1,7 @@
 //! Model-based tests on stable: the testkit's interpreter (the same one
 //! `fuzz/`'s `ops` target drives) over scenarios built by `arbitrary` from
 //! seeded pseudo-random bytes. After every operation the runtime must agree
-//! with the plain reference model of DESIGN.md.
+//! with the plain reference model of the crate docs' guarantees.
 //!
 //! `MODEL_CASES` sets the number of scenarios (default 2,000) and
 //! `MODEL_SEED` the first seed, to replay or widen a run.

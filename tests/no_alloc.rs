@@ -1,4 +1,4 @@
-//! DESIGN: "Nothing on the route path allocates", and `with_routing_key`
+//! Guarantee 10: "Nothing on the route path allocates", and `with_routing_key`
 //! hashes the key eagerly and never allocates. Checked with a counting
 //! global allocator that counts only on the thread under test.
 

@@ -1,4 +1,4 @@
-//! DESIGN semantics 1 and 3: spread placement, determinism, requirements, and
+//! Guarantees 1 and 3 of the crate docs: spread placement, determinism, requirements, and
 //! all-or-nothing failure.
 
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! removed member just left. The removed member was detached from the node
 //! table only after healing, which also detached the healed member: the
 //! node no longer listed the group, so a later failure of that node skipped
-//! the group and left the member healthy on a failed node (DESIGN 5 and 8).
+//! the group and left the member healthy on a failed node (guarantees 5 and 8).
 
 use replica_router::*;
 use replica_router_testkit::support::*;

@@ -1,4 +1,4 @@
-//! Removing a group (DESIGN semantics 15, issue 16): one writer change after
+//! Removing a group (guarantee 15 of the crate docs, issue 16): one writer change after
 //! which the group routes nowhere, takes no change, delivers nothing and is
 //! untouched by node failures, and its seed is free again; handles can be
 //! had again for live groups.

@@ -1,4 +1,4 @@
-//! DESIGN semantics 4, 8 (removed members), 9 and 14: growing and shrinking.
+//! Guarantees 4, 8 (removed members), 9 and 14 of the crate docs: growing and shrinking.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

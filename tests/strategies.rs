@@ -1,4 +1,4 @@
-//! Strategies (DESIGN 12, and the route-path parts of 10 and 11): rotation,
+//! Strategies (guarantee 12 of the crate docs, and the route-path parts of 10 and 11): rotation,
 //! random, a million routes on every strategy, zone preference and tag
 //! requirements on every strategy.
 
@@ -106,7 +106,7 @@ fn a_million_routes_on_every_strategy_never_fail() {
 
 #[test]
 fn every_strategy_spawns_and_routes() {
-    // DESIGN: an unavailable strategy would be InvalidConfig naming it; this
+    // An unavailable strategy would be InvalidConfig naming it; this
     // build implements all eleven, so each one spawns and routes.
     let rt = runtime(3, 1);
     assert_eq!(Strategy::ALL.len(), 11);

@@ -8,7 +8,7 @@
 //! cargo run --release --example simulate -- --seed 7 --plot run.svg
 //! cargo run --release --example simulate -- --seconds 3 --json | tail -1 | jq .
 //! RUST_LOG=replica_router=info cargo run --release --example simulate   # every failover
-//! cargo run --release --example simulate -- --seconds 30 --metrics-addr 127.0.0.1:9000
+//! cargo run --release --features metrics --example simulate -- --seconds 30 --metrics-addr 127.0.0.1:9000
 //! ```
 //!
 //! Every event is accounted for. The routing threads use
@@ -103,7 +103,7 @@ pub(crate) struct Args {
     #[arg(long, default_value = "auto", value_name = "auto|none|INDEX", value_parser = tails::Flaky::parse)]
     tails_flaky: tails::Flaky,
     /// Serve every replica's statistics for Prometheus at http://HOST:PORT/metrics
-    /// while the run lasts.
+    /// while the run lasts (needs `--features metrics`).
     #[arg(long, value_name = "HOST:PORT", value_parser = scrape::parse_addr)]
     metrics_addr: Option<SocketAddr>,
 }

@@ -29,7 +29,15 @@ pub(crate) fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 
 /// Installs the Prometheus exporter as the `metrics` recorder, serving
 /// `http://addr/metrics` from a thread of its own until the process ends.
+/// Recording needs the crate's `metrics` feature; without it this says how
+/// to build with it.
 pub(crate) fn serve(addr: SocketAddr) -> Result<(), String> {
+    if cfg!(not(feature = "metrics")) {
+        return Err(format!(
+            "--metrics-addr needs the `metrics` feature: \
+             cargo run --release --features metrics --example simulate -- --metrics-addr {addr}"
+        ));
+    }
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .idle_timeout(MetricKindMask::ALL, Some(IDLE))
@@ -53,10 +61,10 @@ impl Recording {
         let thread = thread::Builder::new()
             .name("metrics".into())
             .spawn(move || loop {
-                runtime.record_metrics();
+                record(&runtime);
                 // A message or a hang-up: either way, the run is over.
                 if stopped.recv_timeout(EVERY) != Err(RecvTimeoutError::Timeout) {
-                    runtime.record_metrics();
+                    record(&runtime);
                     break;
                 }
             })
@@ -76,4 +84,13 @@ impl Drop for Recording {
             let _ = thread.join();
         }
     }
+}
+
+/// One recording of every replica's statistics. Without the `metrics`
+/// feature [`serve`] fails first, so no recording is ever started.
+fn record(runtime: &DaemonRuntime) {
+    #[cfg(feature = "metrics")]
+    runtime.record_metrics();
+    #[cfg(not(feature = "metrics"))]
+    let _ = runtime;
 }

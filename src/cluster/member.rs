@@ -1,32 +1,28 @@
 //! A node's membership: its record under a lease that is kept alive.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
-use tokio::sync::oneshot;
 
-use super::schema::{node_key, NodeRecord};
-use super::{connect, instance_id, tokio_runtime, ClusterError, ClusterOptions};
+use super::connection::{classify, Connection};
+use super::error::ClusterError;
+use super::instance_id;
+use super::options::ClusterOptions;
+use super::schema::{decode_node, node_key, NodeRecord};
 use crate::NodeInfo;
 
-/// How a membership ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// Revoke the lease: the key is deleted at once.
-    Leave,
-    /// Stop keeping the lease alive, as a crashed process would.
-    Abandon,
-}
-
 /// Keeps one node registered: its [`NodeRecord`] under
-/// `<prefix>/nodes/<id>`, attached to a lease a background task keeps alive
-/// (re-registering if the lease was lost, e.g. etcd was down longer than the
-/// TTL). Dropping it leaves the cluster (revokes the lease).
+/// `<prefix>/nodes/<id>`, attached to a lease a task of this crate's own
+/// connection thread keeps alive (re-registering if the lease was lost,
+/// e.g. etcd was down longer than the TTL). Dropping it leaves the cluster
+/// (revokes the lease); that never panics, in an async context or not.
 pub struct NodeMembership {
     node_id: u64,
     instance: String,
-    stop: Option<oneshot::Sender<Ending>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    lease: Arc<AtomicI64>,
+    connection: Option<Connection>,
 }
 
 impl std::fmt::Debug for NodeMembership {
@@ -59,31 +55,28 @@ impl NodeMembership {
         node: &NodeInfo,
         instance: &str,
     ) -> Result<NodeMembership, ClusterError> {
-        let runtime = tokio_runtime("replica-router-lease")?;
-        let record = NodeRecord::new(node, instance);
-        let value = serde_json::to_vec(&record).map_err(|e| ClusterError::Etcd(e.to_string()))?;
+        let connection = Connection::open(options, "replica-router-lease")?;
+        let value = NodeRecord::new(node, instance).to_json();
         let key = node_key(&options.prefix, node.id());
-        let (client, lease) = runtime.block_on(async {
-            let mut client = connect(options).await?;
-            let lease = register(&mut client, options, &key, &value, node.id()).await?;
-            Ok::<_, ClusterError>((client, lease))
-        })?;
-        let (stop, stopped) = oneshot::channel();
-        runtime.spawn(keep_alive(
-            client,
-            options.clone(),
-            key,
-            value,
-            node.id(),
-            lease,
-            stopped,
-        ));
+        let (opts, k, v, id) = (options.clone(), key.clone(), value.clone(), node.id());
+        let patience = options.lease_ttl + options.timeout + Duration::from_secs(1);
+        let lease = connection
+            .jobs()
+            .call_within(patience, move |mut client| async move {
+                register(&mut client, &opts, &k, &v, id).await
+            })?;
+        let lease = Arc::new(AtomicI64::new(lease));
+        let (opts, held) = (options.clone(), Arc::clone(&lease));
+        let id = node.id();
+        connection
+            .jobs()
+            .spawn(move |client| keep_alive(client, opts, key, value, id, held))?;
         tracing::info!(node = node.id(), instance, "node registered");
         Ok(NodeMembership {
             node_id: node.id(),
             instance: instance.to_owned(),
-            stop: Some(stop),
-            runtime: Some(runtime),
+            lease,
+            connection: Some(connection),
         })
     }
 
@@ -99,29 +92,30 @@ impl NodeMembership {
 
     /// Leaves the cluster now: the lease is revoked and the key deleted.
     pub fn leave(mut self) {
-        self.end(Ending::Leave);
+        self.end(true);
     }
 
     /// Stops keeping the lease alive without revoking it: the key vanishes
     /// when the lease expires, exactly as if this process had crashed.
     pub fn abandon(mut self) {
-        self.end(Ending::Abandon);
+        self.end(false);
     }
 
-    fn end(&mut self, ending: Ending) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(ending);
-        }
-        if let Some(runtime) = self.runtime.take() {
-            // Give the revoke a moment to reach etcd, then drop the task.
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        }
+    fn end(&mut self, revoke: bool) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        let lease = self.lease.load(Ordering::Acquire);
+        let last = revoke.then_some(move |mut client: Client| async move {
+            let _ = client.lease_revoke(lease).await;
+        });
+        connection.close(last, Duration::from_secs(3));
     }
 }
 
 impl Drop for NodeMembership {
     fn drop(&mut self) {
-        self.end(Ending::Leave);
+        self.end(true);
     }
 }
 
@@ -134,7 +128,7 @@ async fn register(
     value: &[u8],
     node_id: u64,
 ) -> Result<i64, ClusterError> {
-    let etcd = |e: etcd_client::Error| ClusterError::Etcd(e.to_string());
+    let etcd = |e: etcd_client::Error| classify(options, &e);
     let deadline = Instant::now() + options.lease_ttl + Duration::from_secs(1);
     loop {
         // A fresh lease per attempt: one granted before a wait would expire
@@ -163,7 +157,7 @@ async fn register(
                 .await
                 .ok()
                 .and_then(|r| r.kvs().first().map(|kv| kv.value().to_vec()))
-                .and_then(|v| serde_json::from_slice::<NodeRecord>(&v).ok())
+                .and_then(|v| decode_node(&v).ok())
                 .map_or_else(|| "unknown".to_owned(), |r| r.instance);
             return Err(ClusterError::DuplicateNode { node_id, holder });
         }
@@ -171,58 +165,38 @@ async fn register(
     }
 }
 
-/// Keeps the lease alive every third of the TTL; reconnects after errors and
-/// re-registers if the lease was lost. Ends as told.
+/// Keeps the lease alive every third of the TTL; re-registers if the lease
+/// was lost. Ends when the connection closes.
 async fn keep_alive(
     mut client: Client,
     options: ClusterOptions,
     key: String,
     value: Vec<u8>,
     node_id: u64,
-    mut lease: i64,
-    mut stop: oneshot::Receiver<Ending>,
+    lease: Arc<AtomicI64>,
 ) {
     let period = (options.lease_ttl / 3).max(Duration::from_millis(100));
     loop {
+        let id = lease.load(Ordering::Acquire);
         let beat = async {
-            let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;
+            let (mut keeper, mut responses) = client.lease_keep_alive(id).await?;
             keeper.keep_alive().await?;
             let ttl = responses.message().await?.map_or(0, |r| r.ttl());
             Ok::<i64, etcd_client::Error>(ttl)
         };
-        let outcome = tokio::select! {
-            ending = &mut stop => {
-                if ending.unwrap_or(Ending::Leave) == Ending::Leave {
-                    let _ = client.lease_revoke(lease).await;
-                }
-                return;
-            }
-            outcome = tokio::time::timeout(options.timeout, beat) => outcome,
-        };
-        match outcome {
+        match tokio::time::timeout(options.timeout, beat).await {
             Ok(Ok(ttl)) if ttl > 0 => {}
             Ok(Ok(_)) => {
                 // The lease expired (e.g. etcd was away longer than the TTL):
                 // register again; the feed sees a failure and a recovery.
                 tracing::warn!(node = node_id, "lease lost; registering again");
                 if let Ok(new) = register(&mut client, &options, &key, &value, node_id).await {
-                    lease = new;
+                    lease.store(new, Ordering::Release);
                 }
             }
-            _ => {
-                if let Ok(fresh) = connect(&options).await {
-                    client = fresh;
-                }
-            }
+            Ok(Err(e)) => tracing::warn!(node = node_id, %e, "lease keep-alive failed; retrying"),
+            Err(_) => tracing::warn!(node = node_id, "lease keep-alive timed out; retrying"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            ending = &mut stop => {
-                if ending.unwrap_or(Ending::Leave) == Ending::Leave {
-                    let _ = client.lease_revoke(lease).await;
-                }
-                return;
-            }
-        }
+        tokio::time::sleep(period).await;
     }
 }

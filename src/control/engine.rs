@@ -4,9 +4,10 @@
 
 use bytes::Bytes;
 
+use super::command::{Command, Reply};
 use super::factories::{Factories, Factory};
 use super::registry::Registry;
-use super::writer::{Command, Reply, Writer};
+use super::writer::Writer;
 use super::{Hosting, NodeTable};
 use crate::daemon::{contain, Event};
 use crate::error::{DeliverError, GroupError, RuntimeError};

@@ -7,6 +7,7 @@
 //! the user's handles share: the lifecycle, the command channel, the
 //! registry that `deliver` reads, and the daemon factories.
 
+mod command;
 mod engine;
 mod factories;
 mod group_state;
@@ -17,8 +18,10 @@ mod registry;
 mod snapshot;
 mod writer;
 
+pub(crate) use command::{Command, GroupHandle, GroupRef, Reply};
 pub(crate) use engine::{Engine, Phase};
 pub(crate) use node_table::{Hosting, NodeTable};
 #[cfg(feature = "etcd")]
 pub(crate) use snapshot::WriterState;
-pub(crate) use writer::{Command, GroupHandle, GroupRef, Reply};
+#[cfg(feature = "etcd")]
+pub(crate) use snapshot::{GroupSnapshot, NodeState};

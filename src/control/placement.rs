@@ -1,6 +1,6 @@
 //! Placement: which node a new or moved replica goes to.
 //!
-//! The rule (DESIGN 3): a node not already holding a member of the group,
+//! The rule (guarantee 3): a node not already holding a member of the group,
 //! alive, carrying the daemon's required tags; among those, prefer the zone
 //! the group uses least, then the node hosting the fewest replicas, then the
 //! lowest node id. Every choice is added to the exclusion set inside the loop,

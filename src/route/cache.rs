@@ -37,14 +37,15 @@ pub(crate) fn note_removal() {
 pub(crate) const WAYS: usize = 8;
 
 struct Entry {
+    /// The group's uid; 0 is never one.
+    uid: u64,
     cache: Cache<Arc<ArcSwap<Roster>>, Arc<Roster>>,
     state: PickState,
     last_used: u64,
 }
 
-/// One thread's cache. `uids[i]` tags `entries[i]`; 0 is never a group uid.
+/// One thread's cache.
 struct Ways {
-    uids: [u64; WAYS],
     entries: [Option<Entry>; WAYS],
     /// The way hit last: checked first, so a thread on one group compares once.
     recent: usize,
@@ -59,7 +60,6 @@ struct Ways {
 impl Ways {
     const fn new() -> Self {
         Ways {
-            uids: [0; WAYS],
             entries: [const { None }; WAYS],
             recent: 0,
             clock: 0,
@@ -69,29 +69,36 @@ impl Ways {
     }
 
     /// The entry of group `uid`, made (evicting the least recently used) if
-    /// the thread has none.
-    #[inline]
-    fn entry(&mut self, uid: u64, roster: &Arc<ArcSwap<Roster>>) -> &mut Entry {
+    /// the thread has none. A thread routing on one group pays one
+    /// comparison: recency is stamped only when the thread changes groups.
+    #[inline(always)]
+    fn entry(&mut self, uid: u64, roster: &Arc<ArcSwap<Roster>>) -> Option<&mut Entry> {
         let removals = REMOVALS.load(Ordering::Acquire);
         if removals != self.removals {
             self.sweep(removals);
         }
+        let recent = self.recent % WAYS;
+        if matches!(&self.entries[recent], Some(entry) if entry.uid == uid) {
+            return self.entries[recent].as_mut();
+        }
+        self.switch(uid, roster);
+        self.entries[self.recent % WAYS].as_mut()
+    }
+
+    /// Makes group `uid`'s way the recent one, after stamping the way the
+    /// thread leaves.
+    #[cold]
+    #[inline(never)]
+    fn switch(&mut self, uid: u64, roster: &Arc<ArcSwap<Roster>>) {
         self.clock += 1;
-        let way = if self.uids[self.recent] == uid {
-            self.recent
-        } else {
-            match self.uids.iter().position(|&u| u == uid) {
-                Some(way) => way,
-                None => self.fill(uid, roster),
-            }
+        if let Some(left) = &mut self.entries[self.recent % WAYS] {
+            left.last_used = self.clock;
+        }
+        let cached = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.uid == uid);
+        self.recent = match self.entries.iter().position(cached) {
+            Some(way) => way,
+            None => self.fill(uid, roster),
         };
-        self.recent = way;
-        let clock = self.clock;
-        let entry = self.entries[way]
-            .as_mut()
-            .expect("a tagged way holds an entry");
-        entry.last_used = clock;
-        entry
     }
 
     /// Drops the entries of removed groups (their last roster says so).
@@ -102,7 +109,6 @@ impl Ways {
             if let Some(entry) = &mut self.entries[way] {
                 if entry.cache.load().is_removed() {
                     self.entries[way] = None;
-                    self.uids[way] = 0;
                 }
             }
         }
@@ -112,12 +118,12 @@ impl Ways {
     fn fill(&mut self, uid: u64, roster: &Arc<ArcSwap<Roster>>) -> usize {
         let way = (0..WAYS)
             .min_by_key(|&w| self.entries[w].as_ref().map_or(0, |e| e.last_used))
-            .expect("WAYS > 0");
+            .unwrap_or(0);
         if self.seed == 0 {
             self.seed = fresh_seed() | 1;
         }
-        self.uids[way] = uid;
         self.entries[way] = Some(Entry {
+            uid,
             cache: Cache::new(Arc::clone(roster)),
             state: PickState::new(mix64(self.seed ^ uid)),
             last_used: 0,
@@ -132,27 +138,34 @@ thread_local! {
 
 /// Runs `f` on the calling thread's cached snapshot of the group with `uid`
 /// and its pick state.
-#[inline]
+///
+/// Inlined whole into the caller, with `f`: the route's result then stays in
+/// registers instead of passing through the stack.
+#[inline(always)]
 pub(crate) fn with_roster<R>(
     uid: u64,
     roster: &Arc<ArcSwap<Roster>>,
-    f: impl FnOnce(&Roster, &mut PickState) -> R,
+    mut f: impl FnMut(&Roster, &mut PickState) -> R,
 ) -> R {
-    let mut f = Some(f);
     let cached = CACHE.try_with(|ways| {
         // Only a re-entrant call could find the cell borrowed; it then takes
         // the uncached path instead of panicking.
         let mut ways = ways.try_borrow_mut().ok()?;
-        let entry = ways.entry(uid, roster);
-        let f = f.take()?;
+        let entry = ways.entry(uid, roster)?;
         Some(f(entry.cache.load(), &mut entry.state))
     });
     match cached {
         Ok(Some(result)) => result,
         // The thread is exiting (its locals are gone) or the call re-entered.
-        _ => {
-            let f = f.take().expect("not called on the cached path");
-            f(&roster.load(), &mut PickState::new(fresh_seed()))
-        }
+        _ => uncached(roster, f),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn uncached<R>(
+    roster: &Arc<ArcSwap<Roster>>,
+    mut f: impl FnMut(&Roster, &mut PickState) -> R,
+) -> R {
+    f(&roster.load(), &mut PickState::new(fresh_seed()))
 }

@@ -3,7 +3,7 @@
 //! - With a routing key or session: consistent hashing (handled by the caller).
 //! - Otherwise: the smooth weighted round-robin pick, checked against one
 //!   other candidate drawn at random; if that one is clearly cheaper by the
-//!   latency cost (`least::latency_cost`: the faded latency estimate times
+//!   latency cost (`least::latency_costs`: the faded latency estimate times
 //!   the deliveries in flight plus one; cheaper by a third), it wins instead
 //!   (power of two choices, with the schedule as one of the two). While
 //!   replicas are alike this follows node weights; a slow, busy or failing
@@ -13,6 +13,7 @@ use super::candidates::Candidate;
 use super::least;
 use super::random::Rng;
 use super::weighted;
+use crate::daemon::Decay;
 
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -24,7 +25,7 @@ pub(super) fn pick<'r>(
     cursor: &mut usize,
     rng: &mut Rng,
     admit: impl Fn(&Candidate) -> bool,
-    cost: impl Fn(&Candidate) -> f32,
+    decay: Decay,
 ) -> Option<&'r Candidate> {
     let scheduled = weighted::next(schedule, all, zone, cursor, &admit)?;
     if set.len() < 2 {
@@ -39,7 +40,8 @@ pub(super) fn pick<'r>(
     let other = &set[i];
     // Now and then an idle scheduled one is kept anyway, to measure it
     // again (see `least::explore`).
-    if least::clearly_cheaper(cost(other), cost(scheduled))
+    let (cost_scheduled, cost_other) = least::latency_costs(scheduled, other, decay);
+    if least::clearly_cheaper(cost_other, cost_scheduled)
         && admit(other)
         && !least::explore(scheduled, rng)
     {

@@ -18,7 +18,7 @@
 //!    replica is a candidate; otherwise it re-probes, by a fixed hash of the
 //!    slot, to the owner of another slot until it finds a candidate.
 //!
-//! What follows (DESIGN semantics 13, checked by the tests below and in
+//! What follows (guarantee 13 of the crate docs, checked by the tests below and in
 //! `tests/consistent_hash.rs`):
 //! - balance: every replica owns `T / N` slots, ± 1 (16 or more each);
 //! - growing N → N + 1 moves exactly the new replica's fair share of slots,
@@ -39,7 +39,7 @@ use super::candidates::Candidate;
 use crate::hash::mix64;
 
 /// Slots per replica, at least: the balance granularity (±1 slot in 16 is
-/// ±6.25%, well within DESIGN's ±15%).
+/// ±6.25%, well within guarantee 13's ±15%).
 const SLOTS_PER_REPLICA: usize = 16;
 
 /// The number of slots of a group of `n` replicas.

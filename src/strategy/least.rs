@@ -116,16 +116,31 @@ impl PartialOrd for Ratio {
     }
 }
 
-/// `LeastLatency` (and `Adaptive`'s check): the latency estimate faded to
-/// `now_ms`, times the deliveries in flight plus one (Finagle's and tower's
-/// cost). A replica not measured yet counts 1 ns, so it is tried as soon as
-/// it comes up, and still costs more when busy.
+/// `LeastLatency`'s (and `Adaptive`'s) costs of `a` and `b`: each latency
+/// estimate faded with time, times its deliveries in flight plus one
+/// (Finagle's and tower's cost). A replica not measured yet counts 1 ns, so
+/// it is tried as soon as it comes up, and still costs more when busy.
+///
+/// Both are given up to one common factor: the older estimate is faded to
+/// the newer one's stamp, which leaves their ratio, the only thing compared
+/// ([`clearly_cheaper`]), as fading both to now would. So a pair costs one
+/// exponential at most, and none when both were updated in the same
+/// millisecond (a busy group).
 #[inline]
-pub(super) fn latency_cost(now_ms: u32, decay: Decay) -> impl Fn(&Candidate) -> f32 + Copy {
-    move |candidate| {
-        let stats = candidate.replica().stats();
-        stats.latency_at(now_ms, decay).max(1.0) * (stats.in_flight() + 1) as f32
+pub(super) fn latency_costs(a: &Candidate, b: &Candidate, decay: Decay) -> (f32, f32) {
+    let (a, b) = (a.replica().stats(), b.replica().stats());
+    let ((mut ea, ta), (mut eb, tb)) = (a.latency(), b.latency());
+    // Stamps wrap after 49 days; their difference, read signed, does not.
+    let newer_b = tb.wrapping_sub(ta) as i32;
+    if newer_b > 0 {
+        ea *= decay.weight(newer_b.unsigned_abs());
+    } else if newer_b < 0 {
+        eb *= decay.weight(newer_b.unsigned_abs());
     }
+    (
+        ea.max(1.0) * (a.in_flight() + 1) as f32,
+        eb.max(1.0) * (b.in_flight() + 1) as f32,
+    )
 }
 
 /// Whether cost `a` is clearly below cost `b`: by a third or more. Closer
@@ -152,18 +167,19 @@ pub(super) fn cheaper_of_two<'r>(
     cursor: &mut usize,
     rng: &mut Rng,
     admit: impl Fn(&Candidate) -> bool,
-    now_ms: u32,
     decay: Decay,
 ) -> Option<&'r Candidate> {
     let n = set.len();
-    let cost = latency_cost(now_ms, decay);
     let (first, a) = scan_from(set, *cursor, &admit)?;
     let next = if first + 1 == n { 0 } else { first + 1 };
     let chosen = match scan_from(set, next, &admit) {
-        Some((second, b))
-            if second != first && clearly_cheaper(cost(b), cost(a)) && !explore(a, rng) =>
-        {
-            second
+        Some((second, b)) if second != first => {
+            let (cost_a, cost_b) = latency_costs(a, b, decay);
+            if clearly_cheaper(cost_b, cost_a) && !explore(a, rng) {
+                second
+            } else {
+                first
+            }
         }
         _ => first,
     };

@@ -53,13 +53,14 @@ pub(super) fn scan_from<T>(
     } else {
         start.checked_rem(n)?
     };
-    let (before, after) = items.split_at(start);
-    after.iter().chain(before).position(accept).map(|k| {
-        let j = if start + k < n {
-            start + k
-        } else {
-            start + k - n
-        };
-        (j, &items[j])
-    })
+    // Two plain loops: the first element usually takes it.
+    for (j, item) in items.iter().enumerate().skip(start) {
+        if accept(item) {
+            return Some((j, item));
+        }
+    }
+    items[..start]
+        .iter()
+        .enumerate()
+        .find(|(_, item)| accept(item))
 }

@@ -6,7 +6,7 @@
 //!   pseudo-random generator, the panic-hook silencer, time limits. Every
 //!   test file starts with `use replica_router_testkit::support::*;`.
 //! - [`model`]: the operation interpreter that applies the same operations
-//!   to a real runtime and to a plain reference model of DESIGN.md, and
+//!   to a real runtime and to a plain reference model of the crate docs' guarantees, and
 //!   compares them after every operation. Driven by the `ops` fuzz target and
 //!   by `tests/model.rs`.
 //! - [`inputs`]: arbitrary values at the public API, in any order; nothing

@@ -46,6 +46,11 @@ impl ReportingProcess {
         self.last.lock().expect("report lock").clone()
     }
 
+    /// The last report as exactly `N` numbers, if it has that many.
+    pub fn last_array<const N: usize>(&self) -> Option<[u64; N]> {
+        self.last_report()?.try_into().ok()
+    }
+
     /// SIGKILL: no goodbye (a node's lease is left to expire). Forgets the
     /// last report.
     pub fn kill(&mut self) {

@@ -1,6 +1,6 @@
 //! Model-based testing: an interpreter that applies the same [`Op`]s to a
-//! real [`DaemonRuntime`] and to a plain reference model of DESIGN.md's
-//! semantics, and compares them after every operation.
+//! real [`DaemonRuntime`] and to a plain reference model of the guarantees
+//! in the crate docs, and compares them after every operation.
 //!
 //! Compared after each operation, for every group: its members (index,
 //! origin hash, entity id, node, health), `health`, `replica_count`,

@@ -1,4 +1,4 @@
-//! The reference model: what DESIGN.md says the runtime does, written
+//! The reference model: what the crate docs' guarantees say the runtime does, written
 //! plainly with vectors and loops: no rosters, no tables, no threads, no
 //! caches. Placement, failover, healing, recovery and shrinking follow the
 //! rules as stated; the interpreter compares the real runtime with this
@@ -138,7 +138,7 @@ impl Model {
         slots.filter(|s| s.node == node).count()
     }
 
-    /// DESIGN 3: up to `wanted` nodes for new members of a group whose
+    /// Guarantee 3: up to `wanted` nodes for new members of a group whose
     /// members sit on `occupied`, never on `excluded`: one at a time, each an
     /// alive node carrying `requires` and holding no member; the zone least
     /// used by the group first, then the node hosting the fewest replicas,
@@ -189,7 +189,7 @@ impl Model {
         }
     }
 
-    /// DESIGN 5: every member whose node is down moves to a free node with
+    /// Guarantee 5: every member whose node is down moves to a free node with
     /// its identity (a new host), in index order while nodes last; members
     /// left on down nodes are unhealthy. Returns the indices moved.
     fn heal(&mut self, g: usize) -> Vec<u8> {
@@ -232,7 +232,7 @@ impl Model {
         self.heal(g)
     }
 
-    /// DESIGN 6: members on `node` become healthy when it is up for the
+    /// Guarantee 6: members on `node` become healthy when it is up for the
     /// group (their host is always the registered one here), then heals.
     fn recover_node(&mut self, g: usize, node: u64) -> usize {
         let mut marked = 0;

@@ -8,8 +8,12 @@
 //! applied as one batch, each changed group published once (see
 //! [`Writer::run`]).
 
+#[cfg(feature = "etcd")]
+mod checkpoint;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::command::{Command, GroupHandle, GroupRef, Reply};
 use super::factories::Factories;
 use super::group_state::{change_span, GroupState};
 use super::node_table::{GroupKey, NodeTable};
@@ -18,62 +22,9 @@ use crate::config::ReplicaGroupConfig;
 use crate::error::{GroupError, RuntimeError};
 use crate::identity::group_id_of;
 use crate::node::NodeInfo;
-use crate::route::Roster;
-use crate::strategy::Strategy;
-use crate::sync::channel::{Receiver, Sender};
+use crate::sync::channel::Receiver;
+use crate::sync::Arc;
 use crate::sync::{coarse_now, recv_soon, try_recv_queued};
-use crate::sync::{Arc, ArcSwap};
-
-/// Where a command's answer goes.
-pub(crate) type Reply<T> = Sender<T>;
-
-/// A group as a command names it: the writer's key, and the public id for
-/// the errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct GroupRef {
-    pub(crate) key: GroupKey,
-    pub(crate) group_id: u32,
-}
-
-/// What a handle to a group holds: how commands name it, its pinned kind
-/// and strategy, and where its rosters are published.
-#[derive(Debug, Clone)]
-pub(crate) struct GroupHandle {
-    pub(crate) group: GroupRef,
-    pub(crate) kind: Arc<str>,
-    pub(crate) strategy: Strategy,
-    pub(crate) roster: Arc<ArcSwap<Roster>>,
-}
-
-/// A change for the writer to apply.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Spawn(
-        Arc<str>,
-        ReplicaGroupConfig,
-        Reply<Result<GroupHandle, GroupError>>,
-    ),
-    Scale(GroupRef, u8, Reply<Result<(), GroupError>>),
-    Remove(GroupRef, Reply<Result<(), GroupError>>),
-    /// Every live group, in spawn order.
-    Groups(Reply<Vec<GroupHandle>>),
-    GroupNodeFailure(GroupRef, u64, Reply<Result<Vec<u8>, GroupError>>),
-    GroupNodeRecovery(GroupRef, u64, Reply<Result<(), GroupError>>),
-    AddNode(NodeInfo, Reply<Result<(), RuntimeError>>),
-    NodeFailed(u64, Reply<Result<usize, RuntimeError>>),
-    NodeRecovered(u64, Reply<Result<usize, RuntimeError>>),
-    Digest(Reply<u64>),
-    Shutdown(Reply<()>),
-    /// The state placement depends on, for a cluster checkpoint.
-    #[cfg(feature = "etcd")]
-    Snapshot(Reply<super::snapshot::WriterState>),
-    /// Restores a checkpoint into a runtime with no nodes and no groups.
-    #[cfg(feature = "etcd")]
-    Restore(super::snapshot::WriterState, Reply<Result<(), GroupError>>),
-    /// Makes the writer panic, as a bug of its own would.
-    #[cfg(test)]
-    Crash,
-}
 
 /// Commands applied before their groups are published and their callers
 /// answered, at most.
@@ -380,73 +331,6 @@ impl Writer {
                 self.touched.push(key);
             }
         }
-    }
-
-    #[cfg(feature = "etcd")]
-    fn snapshot(&self) -> super::snapshot::WriterState {
-        super::snapshot::WriterState {
-            nodes: self
-                .nodes
-                .iter()
-                .map(|n| super::snapshot::NodeState {
-                    info: n.info().clone(),
-                    alive: n.is_alive(),
-                })
-                .collect(),
-            groups: self.groups.values().map(GroupState::snapshot).collect(),
-        }
-    }
-
-    /// Restores `state` into this writer, which must hold no node and no
-    /// group: all or nothing.
-    #[cfg(feature = "etcd")]
-    fn restore(&mut self, state: super::snapshot::WriterState) -> Result<(), GroupError> {
-        if !self.groups.is_empty() || self.nodes.iter().next().is_some() {
-            return Err(GroupError::InvalidConfig(
-                "a checkpoint restores only into a runtime with no node and no group".into(),
-            ));
-        }
-        let mut restored = Writer::new(
-            NodeTable::new(
-                state.nodes.iter().map(|n| n.info.clone()),
-                self.nodes.hosting(),
-            ),
-            Arc::clone(&self.registry),
-            Arc::clone(&self.factories),
-        );
-        for node in &state.nodes {
-            restored.nodes.set_alive(node.info.id(), node.alive);
-        }
-        for snapshot in &state.groups {
-            let group_id = group_id_of(&snapshot.seed);
-            let factory = self
-                .factories
-                .get(snapshot.kind.as_str())
-                .map(|f| Arc::clone(f.value()))
-                .ok_or_else(|| GroupError::FactoryNotFound(snapshot.kind.clone()))?;
-            let key = restored.next_key;
-            let group = GroupRef { key, group_id };
-            let result = GroupState::restore(
-                group,
-                snapshot,
-                factory,
-                &mut restored.nodes,
-                &self.registry,
-            );
-            let state = match result {
-                Ok(state) => state,
-                Err(error) => {
-                    restored.shutdown();
-                    return Err(error);
-                }
-            };
-            restored.next_key += 1;
-            restored.seeds.insert(snapshot.seed);
-            restored.groups.insert(key, state);
-            restored.touched.push(key);
-        }
-        *self = restored;
-        Ok(())
     }
 
     fn digest(&self) -> u64 {
