@@ -142,3 +142,38 @@ fn a_ten_times_slower_replica_gets_little_traffic() {
         rt.shutdown();
     }
 }
+
+/// Two bad replicas side by side: a pick between two must not settle for
+/// the better of two bad ones (the slow one next to the failing one took a
+/// third of the events under `LeastLatency` when only the pair was looked
+/// at). Replicas 0 and 1 are neighbours in every rotation order here.
+#[test]
+fn a_slow_replica_next_to_a_failing_one_still_gets_little_traffic() {
+    for strategy in [Strategy::LeastLatency, Strategy::Adaptive] {
+        let paces = vec![
+            Pace::new(FAST * 10),
+            Pace::new(FAST).failing_every(2),
+            Pace::new(FAST),
+            Pace::new(FAST),
+        ];
+        let (rt, group) = paced_group(strategy, paces, DaemonHostConfig::default());
+        let mut router = group.router();
+        let counts = dispatch(&rt, &group, &mut router, 4_000);
+        eprintln!("{strategy:?}, slow next to failing: {counts:?}");
+        assert!(
+            share(&counts, 0) < 0.05,
+            "{strategy:?}: the slow replica took {counts:?}"
+        );
+        assert!(
+            share(&counts, 1) <= 0.2,
+            "{strategy:?}: the failing replica took {counts:?}"
+        );
+        for fast in [2, 3] {
+            assert!(
+                share(&counts, fast) > 0.3,
+                "{strategy:?}: fast replica {fast} took {counts:?}"
+            );
+        }
+        rt.shutdown();
+    }
+}

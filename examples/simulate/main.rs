@@ -18,8 +18,9 @@
 //! non-zero if the counts disagree (an event lost or processed twice).
 //!
 //! A short phase follows (`--tails-events`, see `tails.rs`): every strategy
-//! with one replica ten times slower than the others and one failing every
-//! other event, and what that does to the dispatch latency's 99th percentile.
+//! with one replica ten times slower than the others, then also one failing
+//! every other event, and what that does to the dispatch latency's 99th
+//! percentile.
 
 /// `println!` that ignores a closed stdout (`simulate | head`) instead of
 /// panicking.
@@ -94,8 +95,8 @@ pub(crate) struct Args {
     /// Print a JSON summary as the last line (and no progress bar).
     #[arg(long)]
     json: bool,
-    /// Events per strategy in the tails phase after the run (a slow node and
-    /// a flaky replica, then all fast); 0 skips it.
+    /// Events per strategy and run in the tails phase after the run (a slow
+    /// node; a slow node and a flaky replica; all fast); 0 skips it.
     #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     tails_events: u64,
     /// The tails phase's flaky replica: `auto` (the first off the slow node),

@@ -1,7 +1,8 @@
 //! The tails phase (`--tails-events`): per strategy, a group of four
 //! replicas on four nodes, one of them on a node ten times slower than the
-//! others and another that fails every other event fast; and the dispatch
-//! latency that costs, against the same groups with every replica fast.
+//! others; then the same with another replica that fails every other event
+//! fast; and the dispatch latency each costs, against the same groups with
+//! every replica fast.
 //! The daemons are in `spinner.rs`.
 
 use std::sync::{Arc, Barrier};
@@ -19,10 +20,11 @@ use crate::spinner::{self, Board, Role, Spinner, SERVED_BY, UNSEATED};
 const NODES: u64 = 4;
 const SLOW_NODE: u64 = 3;
 
-/// The two runs: the same groups, placed alike.
+/// The three runs: the same groups, placed alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scenario {
     AllFast,
+    Slow,
     SlowAndFlaky,
 }
 
@@ -31,6 +33,7 @@ impl Scenario {
     fn kind(self) -> &'static str {
         match self {
             Scenario::AllFast => "all-fast",
+            Scenario::Slow => "slow",
             Scenario::SlowAndFlaky => "slow-flaky",
         }
     }
@@ -39,7 +42,8 @@ impl Scenario {
     fn role(self, m: &MemberInfo, flaky: Option<u8>) -> Role {
         match self {
             Scenario::AllFast => Role::Fast,
-            Scenario::SlowAndFlaky if m.node_id == SLOW_NODE => Role::Slow,
+            Scenario::Slow | Scenario::SlowAndFlaky if m.node_id == SLOW_NODE => Role::Slow,
+            Scenario::Slow => Role::Fast,
             Scenario::SlowAndFlaky if Some(m.index) == flaky => Role::Flaky,
             Scenario::SlowAndFlaky => Role::Fast,
         }
@@ -186,10 +190,11 @@ impl Run {
     }
 }
 
-/// Both scenarios, per strategy (in `Strategy::ALL` order).
+/// The three scenarios, per strategy (in `Strategy::ALL` order).
 pub(crate) struct Tails {
     pub(crate) plan: Plan,
     pub(crate) all_fast: Vec<Run>,
+    pub(crate) slow: Vec<Run>,
     pub(crate) slow_and_flaky: Vec<Run>,
     /// Index of the flaky replica (the same in every group), and the slow node.
     pub(crate) flaky: Option<u8>,
@@ -197,23 +202,27 @@ pub(crate) struct Tails {
     pub(crate) elapsed: f64,
 }
 
-/// Runs both scenarios, strategy by strategy; a strategy's two runs follow
-/// each other, so they see the same load on the machine.
+/// Runs the three scenarios, strategy by strategy; a strategy's runs
+/// follow each other, so they see the same load on the machine.
 pub(crate) fn run(plan: Plan) -> Result<Tails, String> {
     let started = Instant::now();
     let all_fast_stage = Stage::new(&plan, Scenario::AllFast)?;
+    let slow_stage = Stage::new(&plan, Scenario::Slow)?;
     let stage = Stage::new(&plan, Scenario::SlowAndFlaky)?;
-    let (mut all_fast, mut slow_and_flaky) = (Vec::new(), Vec::new());
+    let (mut all_fast, mut slow, mut slow_and_flaky) = (Vec::new(), Vec::new(), Vec::new());
     for s in 0..Strategy::ALL.len() {
         all_fast.push(all_fast_stage.measure(s, &plan));
+        slow.push(slow_stage.measure(s, &plan));
         slow_and_flaky.push(stage.measure(s, &plan));
     }
     let flaky = stage.flaky;
     all_fast_stage.finish()?;
+    slow_stage.finish()?;
     stage.finish()?;
     Ok(Tails {
         plan,
         all_fast,
+        slow,
         slow_and_flaky,
         flaky,
         slow_node: SLOW_NODE,

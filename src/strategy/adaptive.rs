@@ -7,46 +7,60 @@
 //!   the deliveries in flight plus one; cheaper by a third), it wins instead
 //!   (power of two choices, with the schedule as one of the two). While
 //!   replicas are alike this follows node weights; a slow, busy or failing
-//!   one is passed over.
+//!   one is passed over. When both are bad (the winner costs more than
+//!   twice the router's floor, see `Floor`), the next few candidates after
+//!   the drawn one are looked at too, and the cheapest wins.
 
 use super::candidates::Candidate;
 use super::least;
-use super::random::Rng;
 use super::weighted;
+use super::PickState;
 use crate::daemon::Decay;
 
 #[inline]
-#[allow(clippy::too_many_arguments)]
 pub(super) fn pick<'r>(
     schedule: &[u8],
     all: &'r [Candidate],
     set: &'r [Candidate],
     zone: Option<u8>,
-    cursor: &mut usize,
-    rng: &mut Rng,
+    state: &mut PickState,
     admit: impl Fn(&Candidate) -> bool,
     decay: Decay,
 ) -> Option<&'r Candidate> {
-    let scheduled = weighted::next(schedule, all, zone, cursor, &admit)?;
-    if set.len() < 2 {
+    let scheduled = weighted::next(schedule, all, zone, &mut state.cursor, &admit)?;
+    let n = set.len();
+    if n < 2 {
         return Some(scheduled);
     }
-    // A candidate other than the scheduled one (its neighbour when the draw
-    // lands on it). `set` may be a zone's slice, so compare identities.
-    let mut i = rng.below(set.len());
+    // A candidate other than the scheduled one, uniform over the others: a
+    // draw that lands on the scheduled one moves on by 1..n-1 places. `set`
+    // may be a zone's slice, so compare identities.
+    let mut i = state.rng.below(n);
     if set[i].origin_hash() == scheduled.origin_hash() {
-        i = if i + 1 == set.len() { 0 } else { i + 1 };
+        i += 1 + state.rng.below(n - 1);
+        if i >= n {
+            i -= n;
+        }
     }
     let other = &set[i];
+    let (cost_scheduled, cost_other) = least::latency_costs(scheduled, other, decay);
+    state.floor.note(cost_scheduled.min(cost_other));
     // Now and then an idle scheduled one is kept anyway, to measure it
     // again (see `least::explore`).
-    let (cost_scheduled, cost_other) = least::latency_costs(scheduled, other, decay);
-    if least::clearly_cheaper(cost_other, cost_scheduled)
-        && admit(other)
-        && !least::explore(scheduled, rng)
-    {
-        Some(other)
+    let (winner, cost) = if !least::clearly_cheaper(cost_other, cost_scheduled) || !admit(other) {
+        (scheduled, cost_scheduled)
+    } else if least::explore(scheduled, &mut state.rng) {
+        return Some(scheduled);
     } else {
-        Some(scheduled)
+        (other, cost_other)
+    };
+    // Both bad (see `Floor`): look at the next few too.
+    if state.floor.exceeded_by(cost) {
+        let after = if i + 1 == n { 0 } else { i + 1 };
+        if let Some((j, cost)) = least::cheapest_near(set, winner, after, admit, decay) {
+            state.floor.note(cost);
+            return Some(&set[j]);
+        }
     }
+    Some(winner)
 }

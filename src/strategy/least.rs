@@ -8,6 +8,7 @@
 use super::candidates::Candidate;
 use super::random::Rng;
 use super::rotation::scan_from;
+use super::PickState;
 use crate::daemon::Decay;
 
 /// The admissible member of `set` with the lowest `score`; ties rotate.
@@ -160,31 +161,78 @@ pub(super) fn clearly_cheaper(a: f32, b: f32) -> bool {
 /// (power of two choices, drawn by rotation instead of at random). One turn
 /// in [`EXPLORE`] the first is taken anyway, to measure it again: a passing
 /// peak does not keep a fast replica out for long, and a slow one gets a
-/// share too small to reach the 99th percentile (see [`explore`]).
+/// share too small to reach the 99th percentile (see [`explore`]). When
+/// the winner still costs more than twice the router's floor (both were
+/// bad: a slow replica next to a failing one), the next few are looked at
+/// too ([`cheapest_near`]).
 #[inline]
 pub(super) fn cheaper_of_two<'r>(
     set: &'r [Candidate],
-    cursor: &mut usize,
-    rng: &mut Rng,
+    state: &mut PickState,
     admit: impl Fn(&Candidate) -> bool,
     decay: Decay,
 ) -> Option<&'r Candidate> {
     let n = set.len();
-    let (first, a) = scan_from(set, *cursor, &admit)?;
+    let (first, a) = scan_from(set, state.cursor, &admit)?;
     let next = if first + 1 == n { 0 } else { first + 1 };
-    let chosen = match scan_from(set, next, &admit) {
-        Some((second, b)) if second != first => {
-            let (cost_a, cost_b) = latency_costs(a, b, decay);
-            if clearly_cheaper(cost_b, cost_a) && !explore(a, rng) {
-                second
-            } else {
-                first
+    let Some((second, b)) = scan_from(set, next, &admit).filter(|&(s, _)| s != first) else {
+        state.cursor = first + 1;
+        return Some(a);
+    };
+    let (cost_a, cost_b) = latency_costs(a, b, decay);
+    state.floor.note(cost_a.min(cost_b));
+    let (winner, cost) = if clearly_cheaper(cost_b, cost_a) && !explore(a, &mut state.rng) {
+        (second, cost_b)
+    } else {
+        (first, cost_a)
+    };
+    let mut chosen = winner;
+    if state.floor.exceeded_by(cost) && !(winner == first && clearly_cheaper(cost_b, cost_a)) {
+        let after = if second + 1 == n { 0 } else { second + 1 };
+        if let Some((j, cost)) = cheapest_near(set, &set[winner], after, &admit, decay) {
+            state.floor.note(cost);
+            chosen = j;
+        }
+    }
+    state.cursor = chosen + 1;
+    Some(&set[chosen])
+}
+
+/// How many candidates past a bad pair [`cheapest_near`] looks at, at most:
+/// a bound on a pick's cost in a large group.
+const LOOK: usize = 8;
+
+/// The cheapest admissible candidate among up to [`LOOK`] of `set` from
+/// position `from` (wrapping, never past the whole set) when it is clearly
+/// cheaper than `best` (see [`clearly_cheaper`]: noise between equally fast
+/// replicas moves nothing), with its position and cost; `None` when `best`
+/// stays.
+#[cold]
+#[inline(never)]
+pub(super) fn cheapest_near<'r>(
+    set: &'r [Candidate],
+    mut best: &'r Candidate,
+    from: usize,
+    admit: impl Fn(&Candidate) -> bool,
+    decay: Decay,
+) -> Option<(usize, f32)> {
+    let n = set.len();
+    let mut found = None;
+    let mut j = from;
+    for _ in 0..n.min(LOOK) {
+        if j >= n {
+            j = 0;
+        }
+        let candidate = &set[j];
+        if candidate.origin_hash() != best.origin_hash() && admit(candidate) {
+            let (cost_best, cost) = latency_costs(best, candidate, decay);
+            if cost * 2.0 < cost_best {
+                (best, found) = (candidate, Some((j, cost)));
             }
         }
-        _ => first,
-    };
-    *cursor = chosen + 1;
-    Some(&set[chosen])
+        j += 1;
+    }
+    found
 }
 
 /// One turn in this many, `LeastLatency` takes the replica whose turn it is

@@ -14,6 +14,7 @@
 mod adaptive;
 mod candidates;
 mod consistent;
+mod floor;
 mod least;
 mod pick;
 mod pool;
@@ -27,6 +28,7 @@ use crate::sync::{coarse_now, Arc};
 use candidates::Candidates;
 pub(crate) use candidates::{Candidate, Locale};
 use consistent::SlotTable;
+use floor::Floor;
 pub(crate) use pick::pick;
 pub(crate) use pool::Pool;
 use pool::{Tables, Tier, Tuning};
@@ -187,11 +189,13 @@ impl Strategy {
     }
 }
 
-/// A router's own mutable state: its rotation cursor and random generator.
+/// A router's own mutable state: its rotation cursor, random generator and
+/// latency cost floor.
 #[derive(Debug, Clone)]
 pub(crate) struct PickState {
     cursor: usize,
     rng: Rng,
+    floor: Floor,
 }
 
 impl PickState {
@@ -200,6 +204,10 @@ impl PickState {
     pub(crate) fn new(seed: u64) -> Self {
         let rng = Rng::new(seed);
         let cursor = rng.peek() as usize;
-        PickState { cursor, rng }
+        PickState {
+            cursor,
+            rng,
+            floor: Floor::new(),
+        }
     }
 }

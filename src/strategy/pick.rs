@@ -305,13 +305,12 @@ fn pick_cheaper_of_two<'r>(
     state: &mut PickState,
 ) -> Option<&'r Candidate> {
     let decay = tier.tuning.decay;
-    let PickState { cursor, rng } = state;
     if is_plain(ctx) {
         let all = tier.candidates.all();
-        return least::cheaper_of_two(all, cursor, rng, circuit_admits, decay);
+        return least::cheaper_of_two(all, state, circuit_admits, decay);
     }
     pick_filtered(tier, ctx, |set, _, admit| {
-        least::cheaper_of_two(set, cursor, rng, admit, decay)
+        least::cheaper_of_two(set, state, admit, decay)
     })
 }
 
@@ -342,14 +341,13 @@ fn pick_adaptive<'r>(
     if ctx.routing_key_hash().is_some() {
         return pick_consistent(tier, ctx, state);
     }
-    let PickState { cursor, rng } = state;
     let (schedule, all) = (&tier.tables.schedule, tier.candidates.all());
     let decay = tier.tuning.decay;
     if is_plain(ctx) {
-        return adaptive::pick(schedule, all, all, None, cursor, rng, circuit_admits, decay);
+        return adaptive::pick(schedule, all, all, None, state, circuit_admits, decay);
     }
     pick_filtered(tier, ctx, |set, zone, admit| {
-        adaptive::pick(schedule, all, set, zone, cursor, rng, admit, decay)
+        adaptive::pick(schedule, all, set, zone, state, admit, decay)
     })
 }
 
