@@ -25,15 +25,8 @@ fn cluster_node_process() {
 fn three_processes_converge_to_identical_digests_and_host_their_own_replicas() {
     let etcd = LocalEtcd::start().unwrap();
     let prefix = "/converge";
-    let nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start(&etcd, prefix, id, 0))
-        .collect();
-    let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
-    eventually(20, "three nodes joined", || {
-        observer
-            .spawn_group("echo", [200; 32], 3, Strategy::RoundRobin)
-            .is_ok()
-    });
+    let (nodes, observer) =
+        nodes_with_first_group(&etcd, prefix, 3, 0, [200; 32], 3, Strategy::RoundRobin);
     let groups = spawn_groups(&observer, 10, 2);
     eventually(10, "every process at the same revision and digest", || {
         converged(&observer, &nodes.iter().collect::<Vec<_>>())
@@ -52,15 +45,8 @@ fn three_processes_converge_to_identical_digests_and_host_their_own_replicas() {
 fn sigkill_fails_the_node_in_every_survivor_within_ttl_plus_one_second_and_restart_recovers() {
     let etcd = LocalEtcd::start().unwrap();
     let prefix = "/sigkill";
-    let mut nodes: Vec<Node> = (1..=4)
-        .map(|id| Node::start(&etcd, prefix, id, 0))
-        .collect();
-    let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
-    eventually(20, "four nodes joined", || {
-        observer
-            .spawn_group("echo", [100; 32], 4, Strategy::RoundRobin)
-            .is_ok()
-    });
+    let (mut nodes, observer) =
+        nodes_with_first_group(&etcd, prefix, 4, 0, [100; 32], 4, Strategy::RoundRobin);
     observer.scale_group(group_id_of([100; 32]), 3).unwrap();
     let groups = spawn_groups(&observer, 8, 3);
     eventually(10, "converged before the kill", || {
@@ -105,15 +91,8 @@ fn sigkill_fails_the_node_in_every_survivor_within_ttl_plus_one_second_and_resta
 fn watchers_resume_after_an_etcd_restart_with_nothing_missed_or_applied_twice() {
     let mut etcd = LocalEtcd::start().unwrap();
     let prefix = "/restart";
-    let nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start(&etcd, prefix, id, 0))
-        .collect();
-    let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
-    eventually(20, "nodes joined", || {
-        observer
-            .spawn_group("echo", [90; 32], 3, Strategy::RoundRobin)
-            .is_ok()
-    });
+    let (nodes, observer) =
+        nodes_with_first_group(&etcd, prefix, 3, 0, [90; 32], 3, Strategy::RoundRobin);
     spawn_groups(&observer, 5, 2);
     etcd.restart().unwrap();
     // Writes after the restart, as soon as etcd answers again.
@@ -151,15 +130,15 @@ fn flapping_within_the_debounce_window_causes_no_replacement() {
     let etcd = LocalEtcd::start().unwrap();
     let prefix = "/flap";
     let debounce = 4_000;
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start(&etcd, prefix, id, debounce))
-        .collect();
-    let observer = ClusterRuntime::observe(options(&etcd, prefix, debounce), register).unwrap();
-    eventually(20, "nodes joined", || {
-        observer
-            .spawn_group("echo", [80; 32], 2, Strategy::RoundRobin)
-            .is_ok()
-    });
+    let (mut nodes, observer) = nodes_with_first_group(
+        &etcd,
+        prefix,
+        3,
+        debounce,
+        [80; 32],
+        2,
+        Strategy::RoundRobin,
+    );
     let groups = spawn_groups(&observer, 6, 2);
     let before: Vec<_> = groups.iter().map(|g| g.replicas()).collect();
     let flapper = nodes[0].id;
@@ -182,15 +161,8 @@ fn flapping_within_the_debounce_window_causes_no_replacement() {
 fn a_group_removed_cluster_wide_is_removed_in_every_process_at_one_revision() {
     let etcd = LocalEtcd::start().unwrap();
     let prefix = "/remove";
-    let nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start(&etcd, prefix, id, 0))
-        .collect();
-    let observer = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
-    eventually(20, "nodes joined", || {
-        observer
-            .spawn_group("echo", [60; 32], 3, Strategy::ConsistentHash)
-            .is_ok()
-    });
+    let (nodes, observer) =
+        nodes_with_first_group(&etcd, prefix, 3, 0, [60; 32], 3, Strategy::ConsistentHash);
     let other = ClusterRuntime::observe(options(&etcd, prefix, 0), register).unwrap();
     let gid = group_id_of([60; 32]);
     let theirs = other.group(gid).unwrap();

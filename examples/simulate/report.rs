@@ -218,64 +218,61 @@ impl Summary {
             false => text.to_owned(),
         };
         let fair = 100.0 / self.floor as f64;
-        say!(
-            "{}",
-            paint(
-                "1",
-                &format!(
-                    "{:<24} {:>6} {:>8} {:>15} {:>9} {:>10} {:>7} {:>13} {:>7}",
-                    "strategy",
-                    "groups",
-                    "events",
-                    "share max-min",
-                    "failovers",
-                    "route p50",
-                    "p99",
-                    "dispatch p50",
-                    "p99"
-                )
+        // One layout for the header, a row per strategy and the total.
+        let line = |c: [&dyn std::fmt::Display; 9]| {
+            format!(
+                "{:<24} {:>6} {:>8} {:>15} {:>9} {:>10} {:>7} {:>13} {:>7}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
             )
-        );
+        };
+        let header = line([
+            &"strategy",
+            &"groups",
+            &"events",
+            &"share max-min",
+            &"failovers",
+            &"route p50",
+            &"p99",
+            &"dispatch p50",
+            &"p99",
+        ]);
+        say!("{}", paint("1", &header));
         let share = |s: Option<(f64, f64)>| match s {
             Some((hi, lo)) => format!("{:.1}% - {:.1}%", hi * 100.0, lo * 100.0),
             None => "-".into(),
         };
         for r in self.rows() {
             say!(
-                "{:<24} {:>6} {:>8} {:>15} {:>9} {:>10} {:>7} {:>13} {:>7}",
-                r.name,
-                r.groups,
-                si(r.events as f64),
-                share(r.share),
-                r.failovers,
-                ns(&r.route, 0.5),
-                ns(&r.route, 0.99),
-                ns(&r.dispatch, 0.5),
-                ns(&r.dispatch, 0.99),
+                "{}",
+                line([
+                    &r.name,
+                    &r.groups,
+                    &si(r.events as f64),
+                    &share(r.share),
+                    &r.failovers,
+                    &ns(&r.route, 0.5),
+                    &ns(&r.route, 0.99),
+                    &ns(&r.dispatch, 0.5),
+                    &ns(&r.dispatch, 0.99),
+                ])
             );
         }
         let (route, dispatch) = (
             self.all_histograms(|t| &t.route_ns),
             self.all_histograms(|t| &t.dispatch_ns),
         );
-        say!(
-            "{}",
-            paint(
-                "1",
-                &format!(
-                    "{:<24} {:>6} {:>8} {:>15} {:>9} {:>10} {:>7} {:>13} {:>7}",
-                    "all",
-                    self.groups,
-                    si(self.totals.routed as f64),
-                    "",
-                    self.failovers(),
-                    ns(&route, 0.5),
-                    ns(&route, 0.99),
-                    ns(&dispatch, 0.5),
-                    ns(&dispatch, 0.99),
-                )
-            )
-        );
+        let total = line([
+            &"all",
+            &self.groups,
+            &si(self.totals.routed as f64),
+            &"",
+            &self.failovers(),
+            &ns(&route, 0.5),
+            &ns(&route, 0.99),
+            &ns(&dispatch, 0.5),
+            &ns(&dispatch, 0.99),
+        ]);
+        say!("{}", paint("1", &total));
         say!(
             "  share    busiest and idlest replica's part of its group's routes (fair: {fair:.1}% each)"
         );

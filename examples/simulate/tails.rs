@@ -16,10 +16,6 @@ use replica_router::*;
 use crate::scrape::Recording;
 use crate::spinner::{self, Board, Role, Spinner, SERVED_BY, UNSEATED};
 
-/// Nodes, each hosting one replica of every group; this one is slow.
-const NODES: u64 = 4;
-const SLOW_NODE: u64 = 3;
-
 /// The three runs: the same groups, placed alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scenario {
@@ -249,6 +245,11 @@ struct Stage {
     flaky: Option<u8>,
     recording: Option<Recording>,
 }
+
+/// Nodes, each hosting one replica of every group.
+const NODES: u64 = 4;
+/// The node ten times slower than the others.
+const SLOW_NODE: u64 = 3;
 
 /// Replicas per group: one per node.
 const REPLICAS: usize = NODES as usize;

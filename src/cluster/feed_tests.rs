@@ -1,16 +1,7 @@
 use super::super::schema::{encode_intent, failed_key, group_key, node_key, NodeRecord};
 use super::*;
-use crate::{DaemonError, Event, MeshDaemon, NodeInfo, Strategy};
-
-struct Echo;
-impl MeshDaemon for Echo {
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-        Ok(vec![e.payload().clone()])
-    }
-}
+use crate::daemon::Echo;
+use crate::{NodeInfo, Strategy};
 
 const P: &str = "/rr";
 const SECRET: [u8; 32] = [7; 32];

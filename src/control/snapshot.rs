@@ -61,20 +61,10 @@ impl std::fmt::Debug for GroupSnapshot {
 
 #[cfg(test)]
 mod tests {
+    use crate::daemon::Echo;
     use crate::{
-        DaemonError, DaemonHostConfig, DaemonRuntime, Event, MeshDaemon, NodeInfo, ReplicaGroup,
-        ReplicaGroupConfig, Strategy,
+        DaemonHostConfig, DaemonRuntime, NodeInfo, ReplicaGroup, ReplicaGroupConfig, Strategy,
     };
-
-    struct Echo;
-    impl MeshDaemon for Echo {
-        fn name(&self) -> &str {
-            "echo"
-        }
-        fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
-            Ok(vec![e.payload().clone()])
-        }
-    }
 
     fn started(runtime: DaemonRuntime) -> DaemonRuntime {
         runtime.register_factory("echo", || Box::new(Echo)).unwrap();

@@ -149,3 +149,18 @@ impl Default for DaemonHostConfig {
         }
     }
 }
+
+/// A daemon that returns each event's payload: the crate's unit tests'
+/// daemon.
+#[cfg(test)]
+pub(crate) struct Echo;
+
+#[cfg(test)]
+impl MeshDaemon for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+    fn process(&mut self, e: &Event) -> Result<Vec<bytes::Bytes>, DaemonError> {
+        Ok(vec![e.payload().clone()])
+    }
+}

@@ -142,6 +142,30 @@ pub fn converged(observer: &ClusterRuntime, nodes: &[&Node]) -> bool {
         })
 }
 
+/// `count` node processes and an observer on `prefix`, returned once a
+/// first group (`seed`, `replicas`, `strategy`) could be spawned: once
+/// enough nodes have joined.
+pub fn nodes_with_first_group(
+    etcd: &LocalEtcd,
+    prefix: &str,
+    count: u64,
+    debounce_ms: u64,
+    seed: [u8; 32],
+    replicas: u8,
+    strategy: Strategy,
+) -> (Vec<Node>, ClusterRuntime) {
+    let nodes = (1..=count)
+        .map(|id| Node::start(etcd, prefix, id, debounce_ms))
+        .collect();
+    let observer = ClusterRuntime::observe(options(etcd, prefix, debounce_ms), register).unwrap();
+    replica_router_testkit::support::eventually(20, "nodes joined", || {
+        observer
+            .spawn_group("echo", seed, replicas, strategy)
+            .is_ok()
+    });
+    (nodes, observer)
+}
+
 pub fn spawn_groups(observer: &ClusterRuntime, n: u8, replicas: u8) -> Vec<Arc<ReplicaGroup>> {
     (0..n)
         .map(|g| {
