@@ -150,12 +150,12 @@ impl Default for DaemonHostConfig {
     }
 }
 
-/// A daemon that returns each event's payload: the crate's unit tests'
+/// A daemon that returns each event's payload: the cluster unit tests'
 /// daemon.
-#[cfg(test)]
+#[cfg(all(test, feature = "etcd"))]
 pub(crate) struct Echo;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "etcd"))]
 impl MeshDaemon for Echo {
     fn name(&self) -> &str {
         "echo"

@@ -54,13 +54,6 @@ pub(super) fn pick<'r>(
     } else {
         (other, cost_other)
     };
-    // Both bad (see `Floor`): look at the next few too.
-    if state.floor.exceeded_by(cost) {
-        let after = if i + 1 == n { 0 } else { i + 1 };
-        if let Some((j, cost)) = least::cheapest_near(set, winner, after, admit, decay) {
-            state.floor.note(cost);
-            return Some(&set[j]);
-        }
-    }
-    Some(winner)
+    let further = least::look_further(set, state, winner, cost, i, admit, decay);
+    Some(further.map_or(winner, |j| &set[j]))
 }

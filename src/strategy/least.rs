@@ -181,21 +181,41 @@ pub(super) fn cheaper_of_two<'r>(
     };
     let (cost_a, cost_b) = latency_costs(a, b, decay);
     state.floor.note(cost_a.min(cost_b));
-    let (winner, cost) = if clearly_cheaper(cost_b, cost_a) && !explore(a, &mut state.rng) {
-        (second, cost_b)
-    } else {
+    let (winner, cost) = if !clearly_cheaper(cost_b, cost_a) {
         (first, cost_a)
+    } else if explore(a, &mut state.rng) {
+        state.cursor = first + 1;
+        return Some(a);
+    } else {
+        (second, cost_b)
     };
-    let mut chosen = winner;
-    if state.floor.exceeded_by(cost) && !(winner == first && clearly_cheaper(cost_b, cost_a)) {
-        let after = if second + 1 == n { 0 } else { second + 1 };
-        if let Some((j, cost)) = cheapest_near(set, &set[winner], after, &admit, decay) {
-            state.floor.note(cost);
-            chosen = j;
-        }
-    }
+    let chosen =
+        look_further(set, state, &set[winner], cost, second, &admit, decay).unwrap_or(winner);
     state.cursor = chosen + 1;
     Some(&set[chosen])
+}
+
+/// When `winner`, at `cost`, costs more than twice the router's floor (the
+/// pair it won was bad, see `Floor`): the position of a candidate among the
+/// next few after position `last` that costs under half as much, if any
+/// (see [`cheapest_near`]).
+#[inline(always)]
+pub(super) fn look_further(
+    set: &[Candidate],
+    state: &mut PickState,
+    winner: &Candidate,
+    cost: f32,
+    last: usize,
+    admit: impl Fn(&Candidate) -> bool,
+    decay: Decay,
+) -> Option<usize> {
+    if !state.floor.exceeded_by(cost) {
+        return None;
+    }
+    let after = if last + 1 >= set.len() { 0 } else { last + 1 };
+    let (j, cost) = cheapest_near(set, winner, after, admit, decay)?;
+    state.floor.note(cost);
+    Some(j)
 }
 
 /// How many candidates past a bad pair [`cheapest_near`] looks at, at most:
@@ -203,13 +223,12 @@ pub(super) fn cheaper_of_two<'r>(
 const LOOK: usize = 8;
 
 /// The cheapest admissible candidate among up to [`LOOK`] of `set` from
-/// position `from` (wrapping, never past the whole set) when it is clearly
-/// cheaper than `best` (see [`clearly_cheaper`]: noise between equally fast
-/// replicas moves nothing), with its position and cost; `None` when `best`
-/// stays.
+/// position `from` (wrapping, never past the whole set) when it costs under
+/// half as much as `best` (a margin wider than noise between equally fast
+/// replicas), with its position and cost; `None` when `best` stays.
 #[cold]
 #[inline(never)]
-pub(super) fn cheapest_near<'r>(
+fn cheapest_near<'r>(
     set: &'r [Candidate],
     mut best: &'r Candidate,
     from: usize,
