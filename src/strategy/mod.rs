@@ -80,6 +80,9 @@ pub enum Strategy {
     /// slow: equally fast replicas take turns, a replica slow once is tried
     /// again and regains its share once fast, and one failing fast repels
     /// traffic. A replica not measured yet is tried as soon as it comes up.
+    /// When both of the pair cost more than twice the lowest cost the router
+    /// has seen lately (a slow replica next to a failing one), up to 8 more
+    /// are looked at, and one costing under half as much wins.
     LeastLatency,
     /// The member with the lowest `load + in_flight + 10 × error_rate`, with
     /// `load` from `MeshDaemon::load()`; ties rotate.
@@ -89,6 +92,7 @@ pub enum Strategy {
     /// random is clearly cheaper by `LeastLatency`'s cost (power of two
     /// choices with the schedule as one choice): node weights while replicas
     /// are alike, away from slow, busy or failing ones when they are not.
+    /// Both bad: it looks further, as `LeastLatency` does.
     Adaptive,
 }
 
