@@ -282,8 +282,11 @@ pub(crate) fn classify(options: &ClusterOptions, e: &etcd_client::Error) -> Clus
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
             unreachable(options, text)
         }
+        // tonic reports a connection lost mid-request as status Unknown
+        // with the message "transport error".
         etcd_client::Error::GRpcStatus(status)
-            if format!("{:?}", status.code()) == "Unavailable" =>
+            if format!("{:?}", status.code()) == "Unavailable"
+                || status.message() == "transport error" =>
         {
             unreachable(options, text)
         }
@@ -331,9 +334,13 @@ async fn connect(options: &ClusterOptions) -> Result<Client, ClusterError> {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(match classify(options, &e) {
             // With TLS 1.3 etcd checks the client certificate after the
-            // handshake, and refuses it by closing the connection.
+            // handshake, and refuses it by closing the connection: the
+            // first request then finds it closed, or a broken pipe.
             ClusterError::Etcd(text) | ClusterError::Unreachable { reason: text, .. }
-                if options.tls.is_some() && text.contains("connection closed") =>
+                if options.tls.is_some()
+                    && ["connection closed", "broken pipe", "connection reset"]
+                        .iter()
+                        .any(|closed| text.to_lowercase().contains(closed)) =>
             {
                 ClusterError::Tls {
                     endpoint: options.endpoints.join(","),
