@@ -10,7 +10,7 @@ use crate::control::{Command, Engine, GroupHandle, GroupRef, Phase, Reply};
 use crate::daemon::Event;
 use crate::error::GroupError;
 use crate::route::{
-    cache, dispatch, DispatchError, GroupHealth, MemberInfo, MemberStats, Roster, Router,
+    cache, dispatch, DispatchError, GroupHealth, MemberInfo, MemberStats, NoRoute, Roster, Router,
 };
 use crate::runtime::DaemonRuntime;
 use crate::strategy::Strategy;
@@ -164,13 +164,20 @@ impl ReplicaGroup {
     ) -> Result<Vec<Bytes>, DispatchError> {
         dispatch::dispatch(|| {
             // The replica is taken out of the per-thread cache before it
-            // processes, so the daemon may route on this thread itself.
-            let replica = cache::with_roster(self.uid, &self.roster, |roster, state| {
-                roster
-                    .pick(self.strategy, ctx, state)
-                    .map(|candidate| Arc::clone(candidate.replica()))
-            })?;
-            Ok(replica.process(event))
+            // processes, so the daemon may route on this thread itself. It
+            // leaves the cache in two pointer-sized values, as `route_event`'s
+            // pick does.
+            let (mut replica, mut why) = (None, NoRoute::NoHealthyMember);
+            cache::with_roster(self.uid, &self.roster, |roster, state| {
+                match roster.pick(self.strategy, ctx, state) {
+                    Ok(candidate) => replica = Some(Arc::clone(candidate.replica())),
+                    Err(no_route) => why = no_route,
+                }
+            });
+            match replica {
+                Some(replica) => Ok(replica.process(event)),
+                None => Err(why),
+            }
         })
     }
 

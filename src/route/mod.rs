@@ -13,5 +13,5 @@ mod router;
 
 pub use dispatch::{DispatchError, MAX_DISPATCH_ATTEMPTS};
 pub use report::{CircuitState, GroupHealth, MemberInfo, MemberStats};
-pub(crate) use roster::{Listed, Roster};
+pub(crate) use roster::{Listed, NoRoute, Roster};
 pub use router::Router;
