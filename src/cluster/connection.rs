@@ -297,6 +297,14 @@ pub(crate) fn classify(options: &ClusterOptions, e: &etcd_client::Error) -> Clus
     }
 }
 
+/// Whether an error's text says the server closed the connection.
+fn closed_by_peer(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ["connection closed", "broken pipe", "connection reset"]
+        .iter()
+        .any(|closed| lower.contains(closed))
+}
+
 fn connect_options(options: &ClusterOptions) -> ConnectOptions {
     let mut connect = ConnectOptions::new()
         .with_connect_timeout(options.timeout)
@@ -337,10 +345,7 @@ async fn connect(options: &ClusterOptions) -> Result<Client, ClusterError> {
             // handshake, and refuses it by closing the connection: the
             // first request then finds it closed, or a broken pipe.
             ClusterError::Etcd(text) | ClusterError::Unreachable { reason: text, .. }
-                if options.tls.is_some()
-                    && ["connection closed", "broken pipe", "connection reset"]
-                        .iter()
-                        .any(|closed| text.to_lowercase().contains(closed)) =>
+                if options.tls.is_some() && closed_by_peer(&text) =>
             {
                 ClusterError::Tls {
                     endpoint: options.endpoints.join(","),
